@@ -1,0 +1,97 @@
+"""Image reading/writing with geometry, and the geometry checks every command relies on.
+
+Arrays are numpy in SimpleITK's order (z, y, x). :class:`Geometry` keeps SimpleITK's own order
+for spacing and origin (x, y, z), in mm, so it can be written back unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnunet_ts.errors import InputError
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Voxel grid of an image. spacing/origin in mm, (x, y, z) as SimpleITK; shape is (z, y, x)."""
+
+    shape_zyx: tuple[int, int, int]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[float, ...]
+
+    @property
+    def spacing_zyx(self) -> tuple[float, float, float]:
+        return self.spacing[2], self.spacing[1], self.spacing[0]
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(np.prod(self.spacing))
+
+    def mismatch(self, other: "Geometry", atol: float = 1e-3) -> str | None:
+        """A description of how two grids differ (None when they agree within ``atol`` mm)."""
+        if self.shape_zyx != other.shape_zyx:
+            return f"size (z, y, x) {self.shape_zyx} vs {other.shape_zyx}"
+        for name in ("spacing", "origin", "direction"):
+            a, b = np.asarray(getattr(self, name)), np.asarray(getattr(other, name))
+            if not np.allclose(a, b, atol=atol, rtol=0):
+                return f"{name} {tuple(np.round(a, 4))} vs {tuple(np.round(b, 4))}"
+        return None
+
+
+def geometry_of(image) -> Geometry:
+    """Geometry of a SimpleITK image."""
+    size = image.GetSize()
+    return Geometry(shape_zyx=(size[2], size[1], size[0]), spacing=tuple(image.GetSpacing()),
+                    origin=tuple(image.GetOrigin()), direction=tuple(image.GetDirection()))
+
+
+def read_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, Geometry]:
+    """Read a 3D image as (array (z, y, x), geometry).
+
+    Raises:
+        InputError: missing, unreadable/corrupt, not 3D, or containing NaN/inf.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise InputError(f"{what} {path} cannot be read ({first}); the file is corrupt or not an "
+                         f"image format SimpleITK reads (use NIfTI .nii.gz)") from None
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"{what} {path} must be a 3D single-channel image, got dimension "
+                         f"{image.GetDimension()} with {image.GetNumberOfComponentsPerPixel()} components")
+    array = sitk.GetArrayFromImage(image)
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise InputError(f"{what} {path} contains NaN or infinite values; fix or drop this case")
+    return array, geometry_of(image)
+
+
+def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> None:
+    """Write an array (z, y, x) with the given geometry (format from the file suffix)."""
+    import SimpleITK as sitk
+
+    if tuple(array.shape) != tuple(geometry.shape_zyx):
+        raise ValueError(f"array shape {array.shape} does not match geometry {geometry.shape_zyx}")
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    image.SetSpacing(tuple(float(s) for s in geometry.spacing))
+    image.SetOrigin(tuple(float(o) for o in geometry.origin))
+    image.SetDirection(tuple(float(d) for d in geometry.direction))
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def check_same_geometry(reference: Geometry, reference_path: Path, other: Geometry,
+                        other_path: Path) -> None:
+    """Raise InputError naming both files when two images do not share a voxel grid."""
+    diff = reference.mismatch(other)
+    if diff is not None:
+        raise InputError(f"{other_path} does not share the voxel grid of {reference_path}: {diff}; "
+                         f"resample it onto the CT grid (e.g. SimpleITK.Resample with the CT as "
+                         f"reference, nearest neighbour for masks)")

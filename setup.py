@@ -1,0 +1,35 @@
+"""nnunet_ts: an nnU-Net v2 plugin for teacher-student lung-tumour segmentation.
+
+The top-level folders ``trainers/``, ``planners/`` and ``dataset_conversion/`` install as
+``nnunet_ts.trainers``, ``nnunet_ts.planners`` and ``nnunet_ts.dataset_conversion``.
+"""
+from setuptools import setup
+
+setup(
+    name="nnunet_ts",
+    version="0.1.0",
+    description="Teacher-student lung-tumour segmentation from mixed supervision on nnU-Net v2",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=[
+        "nnunet_ts", "nnunet_ts.cli", "nnunet_ts.synth",
+        "nnunet_ts.trainers", "nnunet_ts.planners", "nnunet_ts.dataset_conversion",
+    ],
+    package_dir={
+        "nnunet_ts.trainers": "trainers",
+        "nnunet_ts.planners": "planners",
+        "nnunet_ts.dataset_conversion": "dataset_conversion",
+    },
+    install_requires=[
+        # The range our tests run against: trainer hooks, plans keys and nnUNet_extTrainer (2.8.0+).
+        "nnunetv2>=2.8.1,<2.9",
+        "connected-components-3d>=3.12",
+        "SimpleITK>=2.2",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "tqdm>=4.60",
+    ],
+    extras_require={"test": ["pytest>=7"]},
+    entry_points={"console_scripts": ["nnunet_ts=nnunet_ts.cli.main:entry"]},
+)
