@@ -69,9 +69,20 @@ def read_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, Geome
         raise InputError(f"{what} {path} must be a 3D single-channel image, got dimension "
                          f"{image.GetDimension()} with {image.GetNumberOfComponentsPerPixel()} components")
     array = sitk.GetArrayFromImage(image)
-    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+    if np.issubdtype(array.dtype, np.floating) and not _all_finite(path, array):
         raise InputError(f"{what} {path} contains NaN or infinite values; fix or drop this case")
     return array, geometry_of(image)
+
+
+def _all_finite(path: Path, array: np.ndarray) -> bool:
+    """ITK's NIfTI reader silently turns NaN into 0, so float NIfTI files are checked on disk."""
+    if not np.isfinite(array).all():
+        return False
+    if path.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        return bool(np.isfinite(np.asanyarray(nib.load(str(path)).dataobj)).all())
+    return True
 
 
 def write_image(path: str | Path, array: np.ndarray, geometry: Geometry) -> None:

@@ -1,0 +1,109 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from nnunet_ts.cli.env import env_lines, trainers_dir
+from nnunet_ts.cli.main import main
+from nnunet_ts.errors import InputError
+from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
+
+# The 3d_fullres configuration nnU-Net 2.8.1 plans for a 16x32x32 dataset at (3, 1.5, 1.5) mm.
+FULLRES = {
+    "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor",
+    "batch_size": 2, "patch_size": [16, 32, 32], "median_image_size_in_voxels": [16.0, 32.0, 32.0],
+    "spacing": [3.0, 1.5, 1.5], "normalization_schemes": ["CTNormalization", "NoNormalization"],
+    "use_mask_for_norm": [False, False],
+    "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
+    "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
+    "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
+    "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+    "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None},
+    "architecture": {
+        "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+        "arch_kwargs": {"n_stages": 4, "features_per_stage": [32, 64, 128, 256],
+                        "conv_op": "torch.nn.modules.conv.Conv3d",
+                        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+                        "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
+                        "n_conv_per_stage": [2, 2, 2, 2], "n_conv_per_stage_decoder": [2, 2, 2],
+                        "conv_bias": True, "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
+                        "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None,
+                        "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
+                        "nonlin_kwargs": {"inplace": True}},
+        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]},
+    "batch_dice": False,
+}
+
+
+@pytest.fixture
+def plans_file(tmp_path):
+    path = tmp_path / "nnUNetPlans.json"
+    path.write_text(json.dumps({"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans",
+                                "configurations": {"3d_fullres": FULLRES}}))
+    return path
+
+
+def test_env_prepends_our_trainer_folder_once_and_keeps_others():
+    ours = str(trainers_dir())
+    assert (trainers_dir() / "tiny_budget_trainer.py").is_file()
+    line = env_lines(None, f"/other{os.pathsep}{ours}")[0]
+    assert line == f"export nnUNet_extTrainer={ours}{os.pathsep}/other"
+
+
+def test_env_root_sets_the_three_nnunet_folders(tmp_path, capsys):
+    assert main(["env", "--root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for var in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        assert f"export {var}={tmp_path / var}" in out and (tmp_path / var).is_dir()
+
+
+@pytest.mark.parametrize("patch, features, expected_patch, expected_stages", [
+    ((32, 64, 64), (8, 16, 32, 64), [32, 64, 64], 4),
+    ((16, 32, 32), (8, 16, 32), [16, 32, 32], 3),
+    ((18, 36, 36), (8, 16, 32, 64), [20, 40, 40], 4),  # rounded up to the total stride (4, 8, 8)
+])
+def test_tiny_configuration_shapes(plans_file, patch, features, expected_patch, expected_stages):
+    config = add_tiny_configuration(plans_file, TinyPlan(patch_size=patch, features_per_stage=features))
+    kwargs = config["architecture"]["arch_kwargs"]
+    assert config["inherits_from"] == "3d_fullres" and config["patch_size"] == expected_patch
+    assert kwargs["n_stages"] == expected_stages == len(kwargs["strides"]) == len(kwargs["kernel_sizes"])
+    assert kwargs["features_per_stage"] == list(features[:expected_stages])
+    total_stride = np.prod(np.array(kwargs["strides"]), axis=0)
+    assert all(p % s == 0 for p, s in zip(config["patch_size"], total_stride))
+    saved = json.loads(plans_file.read_text())["configurations"]
+    assert saved["3d_tiny"] == config and saved["3d_fullres"] == FULLRES
+
+
+def test_tiny_configuration_resolves_through_nnunet_and_builds_a_small_network(plans_file):
+    from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    add_tiny_configuration(plans_file)
+    cm = PlansManager(str(plans_file)).get_configuration("3d_tiny")
+    assert cm.data_identifier == "nnUNetPlans_3d_fullres" and cm.spacing == [3.0, 1.5, 1.5]
+    net = get_network_from_plans(cm.network_arch_class_name, cm.network_arch_init_kwargs,
+                                 cm.network_arch_init_kwargs_req_import, 2, 2, deep_supervision=False)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params < 400_000  # the planned 3d_fullres network has ~7 M
+
+
+def test_tiny_plans_refuses_to_replace_or_invent(plans_file):
+    add_tiny_configuration(plans_file)
+    with pytest.raises(InputError, match="already has a configuration '3d_tiny'.*--overwrite"):
+        add_tiny_configuration(plans_file)
+    with pytest.raises(InputError, match="no configuration '2d'"):
+        add_tiny_configuration(plans_file, TinyPlan(name="x", source="2d"))
+    with pytest.raises(InputError, match="does not exist"):
+        add_tiny_configuration(plans_file.with_name("missing.json"))
+
+
+def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    cls = recursive_find_trainer_class_by_name("TinyBudgetTrainer")
+    assert cls.__name__ == "TinyBudgetTrainer"
+    monkeypatch.delenv("nnUNet_extTrainer")
+    with pytest.raises(RuntimeError, match="nnUNet_extTrainer"):
+        recursive_find_trainer_class_by_name("TinyBudgetTrainer")
