@@ -46,7 +46,7 @@ def plans_file(tmp_path):
 
 def test_env_prepends_our_trainer_folder_once_and_keeps_others():
     ours = str(trainers_dir())
-    assert (trainers_dir() / "tiny_budget_trainer.py").is_file()
+    assert (trainers_dir() / "budget_trainers.py").is_file()
     line = env_lines(None, f"/other{os.pathsep}{ours}")[0]
     assert line == f"export nnUNet_extTrainer={ours}{os.pathsep}/other"
 
@@ -98,12 +98,29 @@ def test_tiny_plans_refuses_to_replace_or_invent(plans_file):
         add_tiny_configuration(plans_file.with_name("missing.json"))
 
 
-def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch):
+def trainer_arguments() -> dict:
+    plans = {"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [3, 1.5, 1.5],
+             "image_reader_writer": "SimpleITKIO", "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
+             "configurations": {"3d_fullres": FULLRES}, "experiment_planner_used": "ExperimentPlanner",
+             "label_manager": "LabelManager", "foreground_intensity_properties_per_channel": {},
+             "continue_training": False}  # nnU-Net 2.8.1 run_training adds this key
+    dataset_json = {"channel_names": {"0": "CT", "1": "noNorm"}, "labels": {"background": 0, "tumour": 1},
+                    "numTraining": 2, "file_ending": ".nii.gz"}
+    import torch
+    return dict(plans=plans, configuration="3d_fullres", fold=0, dataset_json=dataset_json,
+                device=torch.device("cpu"))
+
+
+def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch, tmp_path):
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
-    cls = recursive_find_trainer_class_by_name("TinyBudgetTrainer")
-    assert cls.__name__ == "TinyBudgetTrainer"
+    for var in ("nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(var, str(tmp_path / var))
+    for name in ("TinyBudgetTrainer", "ShortBudgetTrainer"):
+        cls = recursive_find_trainer_class_by_name(name)
+        assert cls.__name__ == name
+    assert cls(**trainer_arguments()).num_epochs == 25
     monkeypatch.delenv("nnUNet_extTrainer")
     with pytest.raises(RuntimeError, match="nnUNet_extTrainer"):
         recursive_find_trainer_class_by_name("TinyBudgetTrainer")

@@ -1,0 +1,27 @@
+# The two commands of the README. Both create ./.venv on first use (about 6 minutes: pip pulls the
+# standard torch build, which runs on CPU-only machines too) and reuse it afterwards.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_DIR ?= demo_output
+
+.PHONY: setup demo test clean-demo
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade --quiet pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+## the main job: synthetic data -> nnU-Net datasets -> plan -> short teacher training -> predict -> evaluate
+demo: setup
+	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
+
+## the test suite (what CI runs)
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+clean-demo:
+	rm -rf $(DEMO_DIR)
