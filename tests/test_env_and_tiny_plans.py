@@ -120,7 +120,11 @@ def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch, tmp_path):
     for name in ("TinyBudgetTrainer", "ShortBudgetTrainer"):
         cls = recursive_find_trainer_class_by_name(name)
         assert cls.__name__ == name
-    assert cls(**trainer_arguments()).num_epochs == 25
+    trainer = cls(**trainer_arguments())
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (25, 20, 5)
+    assert trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[3] is None
+    assert trainer.inference_allowed_mirroring_axes is None
+    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
     monkeypatch.delenv("nnUNet_extTrainer")
     with pytest.raises(RuntimeError, match="nnUNet_extTrainer"):
         recursive_find_trainer_class_by_name("TinyBudgetTrainer")

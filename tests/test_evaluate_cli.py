@@ -177,10 +177,10 @@ def test_bad_folders(folders, tmp_path, pred_name, gt_name, match):
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--overlap", "0", "must be in (0, 1]"),
-    ("--overlap", "1.5", "must be in (0, 1]"),
-    ("--threshold", "1", "must be in (0, 1)"),
-    ("--min-lesion-mm3", "-5", "must be a finite number >= 0"),
+    ("--overlap", "0", "must be a finite number in (0, 1]"),
+    ("--overlap", "1.5", "must be a finite number in (0, 1]"),
+    ("--threshold", "1", "must be a finite number in (0, 1)"),
+    ("--min-lesion-mm3", "-5", "must be a finite number in [0, inf]"),
     ("--connectivity", "8", "invalid choice"),
     ("--overlap", "a lot", "is not a number"),
 ])

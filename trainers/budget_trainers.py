@@ -6,27 +6,15 @@
   enough for a network to learn the synthetic tumours, far from a converged model.
 
 Both switch mirroring off for training and inference: at validation it costs 8 passes per patch.
-Settings are plain attributes; subclass to change them.
 """
-import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainers.mixins import NoMirroringMixin
+from nnunet_ts.trainers.mixins import FixedBudgetMixin, NoMirroringMixin
 
 
-class TinyBudgetTrainer(NoMirroringMixin, nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 2
-        self.num_iterations_per_epoch = 4
-        self.num_val_iterations_per_epoch = 2
+class TinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+    budget = (2, 4, 2)
 
 
-class ShortBudgetTrainer(NoMirroringMixin, nnUNetTrainer):
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = 25
-        self.num_iterations_per_epoch = 20
-        self.num_val_iterations_per_epoch = 5
+class ShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+    budget = (25, 20, 5)

@@ -2,6 +2,22 @@
 
 This module holds no trainer classes; nnU-Net's lookup imports it but finds nothing to use here.
 """
+import torch
+
+
+class FixedBudgetMixin:
+    """Sets nnU-Net's training length from the class attribute ``budget``.
+
+    ``budget = (epochs, training iterations per epoch, validation iterations per epoch)``.
+    """
+
+    budget: tuple[int, int, int]
+
+    # The exact signature of nnUNetTrainer.__init__: nnU-Net records it to rebuild the trainer.
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.budget
 
 
 class NoMirroringMixin:

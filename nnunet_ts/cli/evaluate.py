@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_ts.cli.validators import fraction
+from nnunet_ts.cli.validators import fraction, non_negative, open_fraction
 
 DESCRIPTION = """\
 Score predictions against ground-truth masks with the paper's metrics: per-case DSC, DSC-TP and
@@ -44,26 +44,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         return action.help if action.default is None else super()._get_help_string(action)
 
 
-def _open_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} must be in (0, 1)")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (value >= 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text} must be a finite number >= 0")
-    return value
-
-
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION, epilog=DEFINITIONS,
                               formatter_class=_Formatter)
@@ -73,9 +53,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                    help="folder of binary ground-truth masks with the same file names")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where to write the results (default: the --pred folder)")
-    p.add_argument("--threshold", type=_open_fraction, default=0.5,
+    p.add_argument("--threshold", type=open_fraction, default=0.5,
                    help="probability maps: foreground where value >= threshold; in (0, 1)")
-    p.add_argument("--min-lesion-mm3", type=_non_negative, default=100.0,
+    p.add_argument("--min-lesion-mm3", type=non_negative, default=100.0,
                    help="drop predicted components smaller than this volume (mm^3) before "
                         "lesion-level counting; 0 keeps all")
     p.add_argument("--overlap", type=fraction, default=0.25,

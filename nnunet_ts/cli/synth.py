@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_ts.cli.validators import positive_int
+from nnunet_ts.cli.validators import integer, non_negative_int, positive_int
 
 _DESCRIPTION = """\
 Generate synthetic thorax CTs with lung tumours: the built-in dataset for demos and tests.
@@ -34,21 +34,7 @@ Presets (the image shape is fixed, the spacing varies per case):
   clinical  (default shape 128 512 512) in-plane spacing 0.6-1.0 mm, slices 1-5 mm; ~20x slower"""
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
-
-
-def _seed(text: str) -> int:
-    value = _count(text)
-    if value >= 2 ** 63:
-        raise argparse.ArgumentTypeError(f"{value} is too large (must be < 2**63)")
-    return value
+_seed = integer(0, 2 ** 63 - 1)
 
 
 def _size(text: str) -> int:
@@ -86,9 +72,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                                      "-n LungTeacher")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path,
                    help="folder to create (must be empty or absent, unless --overwrite)")
-    p.add_argument("--n-strong", type=_count, default=8, help="cases with voxel masks (default: 8)")
-    p.add_argument("--n-weak", type=_count, default=16, help="cases used with boxes only (default: 16)")
-    p.add_argument("--n-test", type=_count, default=4, help="held-out test cases (default: 4)")
+    p.add_argument("--n-strong", type=non_negative_int, default=8, help="cases with voxel masks (default: 8)")
+    p.add_argument("--n-weak", type=non_negative_int, default=16, help="cases used with boxes only (default: 16)")
+    p.add_argument("--n-test", type=non_negative_int, default=4, help="held-out test cases (default: 4)")
     p.add_argument("--seed", type=_seed, default=0, help="cohort seed (default: 0)")
     p.add_argument("--preset", choices=("compact", "clinical"), default="compact",
                    help="resolution preset, see above (default: compact)")
