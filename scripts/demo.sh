@@ -20,7 +20,8 @@ step "1/7 synthetic thorax CTs (strong: masks, weak: boxes only, test)"
 step "2/7 nnU-Net raw datasets: teacher (CT + segbox), student (CT), weak (CT + segbox, no mask)"
 ls -d "$RAW"/Dataset${TEACHER}_* >/dev/null 2>&1 || nnunet_ts dataset teacher --cases "$OUT/cases" -d $TEACHER -n LungTeacher
 ls -d "$RAW"/Dataset${STUDENT}_* >/dev/null 2>&1 || nnunet_ts dataset student --cases "$OUT/cases" -d $STUDENT -n LungStudent
-ls -d "$RAW"/Dataset${WEAK}_* >/dev/null 2>&1 || nnunet_ts dataset weak --cases "$OUT/cases" -d $WEAK -n LungWeak
+# about 10 % of synthetic scans have no tumour; their empty box files correctly say "no tumour"
+ls -d "$RAW"/Dataset${WEAK}_* >/dev/null 2>&1 || nnunet_ts dataset weak --cases "$OUT/cases" -d $WEAK -n LungWeak --allow-empty-boxes
 
 step "3/7 plan and preprocess the teacher dataset (stock nnU-Net)"
 PRE=$(ls -d "$nnUNet_preprocessed"/Dataset${TEACHER}_* 2>/dev/null || true)
