@@ -1,6 +1,7 @@
-"""Hooks shared by our trainers; each mixin overrides one nnU-Net trainer hook.
+"""Hooks shared by our trainers (in ``trainers/``); each mixin overrides one nnU-Net trainer hook.
 
-This module holds no trainer classes; nnU-Net's lookup imports it but finds nothing to use here.
+They live in the library, not in ``trainers/``: nnU-Net imports every module of that folder under its
+bare file name, so it holds trainer modules only.
 """
 import torch
 
