@@ -18,14 +18,15 @@ balanced by tumour volume) and ``nnunet_ts.json`` (kind, segbox form, patient an
 case), which later steps (pseudo-labels, evaluation) read.
 
 The dataset is built in a hidden sibling folder and renamed into place only when every case has
-been checked and written, so a failure never leaves a half-written ``DatasetXXX``.
+been checked and written, so a failure never leaves a half-written ``DatasetXXX``; a rerun resumes
+from the cases already finished (``nnunet_ts.resume``).
 """
 from __future__ import annotations
 
 import json
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Sequence
 
@@ -166,6 +167,10 @@ def write_dataset(records: Sequence[CaseRecord], spec: DatasetSpec, raw_root: st
                   progress: Callable[[int], object] | None = None) -> Path:
     """Write ``raw_root/DatasetXXX_Name`` for ``spec`` from manifest ``records``.
 
+    The dataset is built in ``raw_root/.DatasetXXX_Name.partial`` (see ``nnunet_ts.resume``): after
+    an error or an interruption, fix the cause and run again with the same settings; cases finished
+    before, whose input files did not change, are not converted again.
+
     Args:
         records: cases from ``cases.read_manifest``.
         spec: kind, id, name and options.
@@ -179,9 +184,12 @@ def write_dataset(records: Sequence[CaseRecord], spec: DatasetSpec, raw_root: st
 
     Raises:
         InputError: bad input (missing/corrupt files, geometry mismatch, empty boxes, no cases, an
-            existing dataset with this id without ``overwrite``). Nothing is left on disk then.
+            existing dataset with this id without ``overwrite``). No ``DatasetXXX`` is written then.
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
+
+    from nnunet_ts.resume import WorkFolder
+    from nnunet_ts.splits import grouped_splits
 
     raw_root = Path(raw_root)
     target = raw_root / spec.folder_name
@@ -194,39 +202,84 @@ def write_dataset(records: Sequence[CaseRecord], spec: DatasetSpec, raw_root: st
     if not train and not test or spec.kind != "weak" and not train:
         raise InputError(f"the manifest has no '{wanted}' cases, so a {spec.kind} dataset would be "
                          f"empty; check the 'subset' column")
+    if train and len({r.patient_id for r in train}) < 2:
+        raise InputError(f"all {len(train)} {wanted} cases belong to one patient; cross-validation "
+                         f"needs at least 2 patients")
 
     raw_root.mkdir(parents=True, exist_ok=True)
-    partial = raw_root / f".{spec.folder_name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)  # left by an interrupted earlier run; ours by its name
+    work = WorkFolder(target, {"spec": asdict(spec), "nnunet_ts_version": __version__})
+    jobs = _make_jobs(work.path, spec, train, test)
+    finished = {j.record.case_id for j in jobs if _is_finished(work, j)}
+    _remove_other_outputs(work.path, [j for j in jobs if j.record.case_id in finished])
+    if progress is not None and finished:
+        progress(len(finished))
+    todo = {j.record.case_id: j for j in jobs if j.record.case_id not in finished}
     try:
-        jobs = _make_jobs(partial, spec, train, test)
-        volumes: dict[str, float] = {}
-        for done, (case_id, volume) in enumerate(_run_jobs(jobs, workers), start=1):
-            volumes[case_id] = volume
+        for done, (case_id, volume) in enumerate(_run_jobs(list(todo.values()), workers),
+                                                 start=len(finished) + 1):
+            work.mark_done(case_id, {"inputs": _input_signature(todo[case_id].record), "volume": volume})
             if progress is not None:
                 progress(done)
-        generate_dataset_json(
-            str(partial), channel_names=spec.channel_names, labels=LABELS,
-            num_training_cases=len(train), file_ending=FILE_ENDING, dataset_name=spec.folder_name,
-            description=f"nnunet_ts {spec.kind} dataset ({spec.segbox_mode} segbox)"
-            if spec.has_segbox else "nnunet_ts student/baseline dataset (CT only)",
-            numTest=len(test), nnunet_ts_kind=spec.kind)
-        _write_json(partial / METADATA_FILE, _metadata(spec, train, test, volumes))
-        if train:
-            from nnunet_ts.splits import grouped_splits
-            folds = min(spec.num_folds, len({r.patient_id for r in train}))
-            if folds < 2:
-                raise InputError(f"all {len(train)} {wanted} cases belong to one patient; "
-                                 f"cross-validation needs at least 2 patients")
-            splits = grouped_splits([r.case_id for r in train], [r.patient_id for r in train],
-                                    [volumes[r.case_id] for r in train], folds, spec.seed)
-            _write_json(partial / "splits_final.json", splits)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    _swap_into_place(partial, target, existing)
+    except InputError as exc:
+        kept = (f"; the {len(work.done)} case(s) already written are kept in {work.path} and reused "
+                f"when you rerun") if work.done else ""
+        raise InputError(f"{exc}{kept}") from None
+
+    volumes = {j.record.case_id: work.done[j.record.case_id]["volume"] for j in jobs}
+    generate_dataset_json(
+        str(work.path), channel_names=spec.channel_names, labels=LABELS,
+        num_training_cases=len(train), file_ending=FILE_ENDING, dataset_name=spec.folder_name,
+        description=f"nnunet_ts {spec.kind} dataset ({spec.segbox_mode} segbox)"
+        if spec.has_segbox else "nnunet_ts student/baseline dataset (CT only)",
+        numTest=len(test), nnunet_ts_kind=spec.kind)
+    _write_json(work.path / METADATA_FILE, _metadata(spec, train, test, volumes))
+    if train:
+        folds = min(spec.num_folds, len({r.patient_id for r in train}))
+        splits = grouped_splits([r.case_id for r in train], [r.patient_id for r in train],
+                                [volumes[r.case_id] for r in train], folds, spec.seed)
+        _write_json(work.path / "splits_final.json", splits)
+    work.finish()
+    for old in existing:
+        if old != target:
+            shutil.rmtree(old)
     return target
+
+
+def _outputs(job: _CaseJob) -> list[Path]:
+    channels = 2 if job.spec.has_segbox else 1
+    paths = [job.images_dir / f"{job.record.case_id}_{i:04d}{FILE_ENDING}" for i in range(channels)]
+    if job.labels_dir is not None:
+        paths.append(job.labels_dir / f"{job.record.case_id}{FILE_ENDING}")
+    return paths
+
+
+def _input_signature(record: CaseRecord) -> list:
+    from nnunet_ts.resume import file_signature
+
+    return [record.subset, file_signature(record.ct), file_signature(record.mask),
+            file_signature(record.boxes)]
+
+
+def _is_finished(work, job: _CaseJob) -> bool:
+    """Finished by an earlier run, from the same input files, with all its outputs present."""
+    entry = work.done.get(job.record.case_id)
+    if entry is None:
+        return False
+    try:
+        same_inputs = entry["inputs"] == json.loads(json.dumps(_input_signature(job.record)))
+    except OSError:
+        return False  # an input vanished: converting the case again reports it
+    return same_inputs and all(p.is_file() for p in _outputs(job))
+
+
+def _remove_other_outputs(root: Path, finished: list[_CaseJob]) -> None:
+    """Delete files in the work folder's image/label folders that no finished case owns."""
+    keep = {p for job in finished for p in _outputs(job)}
+    for folder in ("imagesTr", "labelsTr", "imagesTs", "labelsTs"):
+        if (root / folder).is_dir():
+            for path in (root / folder).iterdir():
+                if path not in keep:
+                    path.unlink()
 
 
 def _make_jobs(root: Path, spec: DatasetSpec, train: list[CaseRecord],
@@ -235,10 +288,10 @@ def _make_jobs(root: Path, spec: DatasetSpec, train: list[CaseRecord],
     for records, images, labels in ((train, "imagesTr", "labelsTr"), (test, "imagesTs", "labelsTs")):
         if not records:
             continue
-        (root / images).mkdir(parents=True)
+        (root / images).mkdir(parents=True, exist_ok=True)
         labels_dir = None if spec.kind == "weak" else root / labels
         if labels_dir is not None:
-            labels_dir.mkdir()
+            labels_dir.mkdir(exist_ok=True)
         jobs.extend(_CaseJob(r, spec, root / images, labels_dir) for r in records)
     return jobs
 
@@ -259,17 +312,3 @@ def _metadata(spec: DatasetSpec, train: list[CaseRecord], test: list[CaseRecord]
 
 def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2))
-
-
-def _swap_into_place(partial: Path, target: Path, existing: list[Path]) -> None:
-    """Rename the finished dataset into place; old folders with the same id go only afterwards."""
-    trash = []
-    for old in existing:
-        moved = old.with_name(f".{old.name}.replaced")
-        if moved.exists():
-            shutil.rmtree(moved)
-        old.rename(moved)
-        trash.append(moved)
-    partial.rename(target)
-    for moved in trash:
-        shutil.rmtree(moved, ignore_errors=True)

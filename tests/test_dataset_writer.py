@@ -29,7 +29,9 @@ def write_nan_image(path: Path) -> None:
 
 
 def assert_nothing_written(raw: Path):
-    assert not raw.exists() or list(raw.iterdir()) == []
+    """No dataset folder appears; only the hidden work folder that a rerun resumes from."""
+    visible = [p.name for p in raw.iterdir() if not p.name.startswith(".")] if raw.exists() else []
+    assert visible == []
 
 
 def test_teacher_dataset_has_ct_segbox_and_masks(records, tmp_path):
@@ -156,8 +158,67 @@ def test_manifest_without_strong_cases_is_refused(records, tmp_path):
 def test_stale_partial_folder_from_a_crash_is_cleaned(records, tmp_path):
     raw = tmp_path / "raw"
     (raw / ".Dataset513_S.partial" / "imagesTr").mkdir(parents=True)
+    (raw / ".Dataset513_S.partial" / "imagesTr" / "stray_0000.nii.gz").write_text("x")
     write_dataset(records, DatasetSpec("student", 513, "S"), raw)
     assert [p.name for p in raw.iterdir()] == ["Dataset513_S"]
+    assert not (raw / "Dataset513_S" / "imagesTr" / "stray_0000.nii.gz").exists()
+
+
+@pytest.fixture
+def conversions(monkeypatch):
+    """Case ids converted by write_case, in order (workers=1 runs in this process)."""
+    import nnunet_ts.dataset_writer as writer
+
+    converted, original = [], writer.write_case
+
+    def counting(job):
+        converted.append(job.record.case_id)
+        return original(job)
+
+    monkeypatch.setattr(writer, "write_case", counting)
+    return converted
+
+
+def test_rerun_after_an_error_resumes_with_the_finished_cases(records, tmp_path, conversions):
+    bad = tmp_path / "missing_mask.nii.gz"
+    raw = tmp_path / "raw"
+    with pytest.raises(InputError, match="2 case.s. already written are kept in .*reused when you rerun"):
+        write_dataset(_break_case(records, 2, mask=bad), DatasetSpec("teacher", 515, "T"), raw)
+    assert conversions == ["case_000", "case_001", "case_002"]
+    conversions.clear()
+    folder = write_dataset(records, DatasetSpec("teacher", 515, "T"), raw)
+    assert conversions == ["case_002", "case_003", "case_004", "case_005", "case_008", "case_009"]
+    assert [p.name for p in raw.iterdir()] == ["Dataset515_T"]
+    fresh = write_dataset(records, DatasetSpec("teacher", 516, "T"), tmp_path / "fresh")
+    for path in sorted((fresh / "imagesTr").iterdir()):
+        assert np.array_equal(read_image(path)[0], read_image(folder / "imagesTr" / path.name)[0])
+    assert (folder / "splits_final.json").read_text() == (fresh / "splits_final.json").read_text()
+
+
+def _interrupted_run(records, spec, raw, after: int):
+    """Write a dataset and stop it (like Ctrl-C) after ``after`` cases."""
+    def stop(done):
+        if done == after:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        write_dataset(records, spec, raw, progress=stop)
+
+
+def test_changed_inputs_settings_and_cases_are_not_reused(records, tmp_path, conversions):
+    raw, spec = tmp_path / "raw", DatasetSpec("teacher", 517, "T")
+    _interrupted_run(records, spec, raw, after=3)
+    conversions.clear()
+    write_image(records[1].ct, np.zeros(SHAPE, np.int16), GEOMETRY)  # case_001's CT changes
+    fewer = [r for r in records if r.case_id != "case_000"]          # case_000 leaves the manifest
+    folder = write_dataset(fewer, spec, raw)
+    assert conversions[0] == "case_001" and "case_002" not in conversions
+    assert not (folder / "imagesTr" / "case_000_0000.nii.gz").exists()
+    assert not read_image(folder / "imagesTr" / "case_001_0000.nii.gz")[0].any()
+
+    _interrupted_run(records, DatasetSpec("teacher", 518, "T"), raw, after=2)
+    conversions.clear()
+    write_dataset(records, DatasetSpec("teacher", 518, "T", segbox_mode="box3d"), raw)
+    assert conversions[:2] == ["case_000", "case_001"]  # other settings: started afresh
 
 
 def test_parallel_workers_write_the_same_dataset(records, tmp_path):

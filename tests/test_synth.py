@@ -306,20 +306,52 @@ def test_overwrite_replaces_a_cohort_without_leftovers(tmp_path):
     assert _leftovers(tmp_path, "cohort") == []
 
 
-def test_failure_leaves_no_partial_output(tmp_path, monkeypatch):
-    calls = []
+def test_failure_leaves_no_cohort_and_the_rerun_resumes(tmp_path, monkeypatch):
+    real, calls, fail = synth_writer._make_case, [], {"at": 1}
 
-    def failing(task):
+    def flaky(task):
         calls.append(task.index)
-        if task.index == 1:
+        if task.index == fail["at"]:
             raise RuntimeError("disk full")
-        return {"case_id": task.case_id}
+        return real(task)
 
-    monkeypatch.setattr(synth_writer, "_make_case", failing)
+    monkeypatch.setattr(synth_writer, "_make_case", flaky)
     with pytest.raises(RuntimeError, match="disk full"):
         write_cohort(tmp_path / "cohort", 2, 1, 0, config=CONFIG, workers=1, progress=False)
     assert calls == [0, 1]
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".cohort.partial"]  # no cohort, only the work folder
+
+    calls.clear()
+    fail["at"] = None
+    write_cohort(tmp_path / "cohort", 2, 1, 0, config=CONFIG, workers=1, progress=False)
+    assert calls == [1, 2]  # case 0 was finished before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort"]
+    write_cohort(tmp_path / "fresh", 2, 1, 0, config=CONFIG, workers=1, progress=False)
+    for name in ("cases.csv", "lesions.json", "synth_0000_boxes.json", "synth_0002_boxes.json"):
+        assert (tmp_path / "cohort" / name).read_text().replace("cohort", "fresh") == \
+            (tmp_path / "fresh" / name).read_text().replace("cohort", "fresh")
+    for i in range(3):
+        a, _ = read_image(tmp_path / "cohort" / f"synth_{i:04d}_ct.nii.gz")
+        b, _ = read_image(tmp_path / "fresh" / f"synth_{i:04d}_ct.nii.gz")
+        assert np.array_equal(a, b)
+
+
+def test_other_settings_do_not_reuse_an_interrupted_cohort(tmp_path, monkeypatch):
+    real, calls = synth_writer._make_case, []
+
+    def stop_after_first(task):
+        calls.append(task.index)
+        if task.index == 1:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(synth_writer, "_make_case", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        write_cohort(tmp_path / "cohort", 2, 0, 0, seed=0, config=CONFIG, workers=1, progress=False)
+    monkeypatch.setattr(synth_writer, "_make_case", lambda task: calls.append(task.index) or real(task))
+    calls.clear()
+    write_cohort(tmp_path / "cohort", 2, 0, 0, seed=1, config=CONFIG, workers=1, progress=False)
+    assert calls == [0, 1]
 
 
 @pytest.mark.parametrize("counts", [(0, 0, 0), (-1, 2, 0)])

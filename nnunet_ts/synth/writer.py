@@ -20,21 +20,22 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
-import tempfile
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
 
 from nnunet_ts.cases import MANIFEST_NAME, SUBSETS, CaseRecord, write_manifest
 from nnunet_ts.errors import InputError
+from nnunet_ts.resume import WorkFolder
 from nnunet_ts.synth.config import SynthConfig
 
 CASE_PREFIX = "synth_"
 PATIENT_PREFIX = "synth_p"
 LESIONS_NAME = "lesions.json"
+CASE_FILES = ("_ct.nii.gz", "_mask.nii.gz", "_boxes.json")
 SETTINGS_NAME = "synth.json"
 
 
@@ -110,33 +111,34 @@ def _check_out_dir(out_dir: Path, overwrite: bool) -> None:
                              f"look like a cohort written by nnunet_ts synth; empty or remove it yourself")
 
 
-def _run(tasks: list[_Task], workers: int, progress: bool) -> list[dict]:
+def _run(tasks: list[_Task], workers: int, progress: bool, on_done: Callable[[_Task, dict], None],
+         already_done: int = 0) -> None:
+    """Make every task's case; ``on_done(task, lesions entry)`` is called as each one finishes."""
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc="synth", unit="case", disable=not progress)
-    results: dict[int, dict] = {}
+    bar = tqdm(total=len(tasks) + already_done, initial=already_done, desc="synth", unit="case",
+               disable=not progress)
     try:
         if workers <= 1:
             for task in tasks:
-                results[task.index] = _make_case(task)
+                on_done(task, _make_case(task))
                 bar.update()
         else:
             # spawn: workers start clean, whatever threads (torch, BLAS) the parent has running.
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                pending = {pool.submit(_make_case, task): task.index for task in tasks}
+                pending = {pool.submit(_make_case, task): task for task in tasks}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_EXCEPTION)
                     for future in done:
-                        index = pending.pop(future)
+                        task = pending.pop(future)
                         if future.exception() is not None:
                             pool.shutdown(wait=True, cancel_futures=True)
                             raise future.exception()
-                        results[index] = future.result()
+                        on_done(task, future.result())
                         bar.update()
     finally:
         bar.close()
-    return [results[task.index] for task in tasks]
 
 
 def write_cohort(out_dir: str | Path, n_strong: int, n_weak: int, n_test: int, seed: int = 0,
@@ -144,8 +146,9 @@ def write_cohort(out_dir: str | Path, n_strong: int, n_weak: int, n_test: int, s
                  progress: bool = True) -> list[CaseRecord]:
     """Generate ``n_strong + n_weak + n_test`` cases into ``out_dir`` (see the module docstring).
 
-    The cohort is written to a temporary sibling folder and renamed into place at the end, so
-    ``out_dir`` never holds a half-written cohort; an old cohort there is replaced only then.
+    The cohort is written to a hidden sibling folder (``.<out_dir>.partial``) and renamed into place
+    at the end, so ``out_dir`` never holds a half-written cohort; an old cohort there is replaced
+    only then. After an interruption, the same call resumes: finished cases are kept.
 
     Args:
         workers: processes to use; default all CPUs (capped at the number of cases); 1 = in-process.
@@ -172,34 +175,26 @@ def write_cohort(out_dir: str | Path, n_strong: int, n_weak: int, n_test: int, s
     subsets = [name for name in SUBSETS for _ in range(int(counts[name]))]
     patients = assign_patients(subsets, seed, config.scans_per_patient)
     workers = max(1, min(int(workers or os.cpu_count() or 1), len(subsets)))
-    temp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
-        tasks = [_Task(i, case_seed(seed, i), case_id(i), str(temp), config) for i in range(len(subsets))]
-        infos = _run(tasks, workers, progress)
-        records = [CaseRecord(t.case_id, patients[t.index], subsets[t.index],
-                              ct=temp / f"{t.case_id}_ct.nii.gz", mask=temp / f"{t.case_id}_mask.nii.gz",
-                              boxes=temp / f"{t.case_id}_boxes.json") for t in tasks]
-        write_manifest(temp / MANIFEST_NAME, records)
-        (temp / LESIONS_NAME).write_text(json.dumps(infos, indent=1))
-        settings = {"generator": "nnunet_ts.synth", "seed": int(seed), "n_strong": int(n_strong),
-                    "n_weak": int(n_weak), "n_test": int(n_test), "config": asdict(config)}
-        (temp / SETTINGS_NAME).write_text(json.dumps(settings, indent=1))
-        _move_into_place(temp, out_dir)
-    except BaseException:
-        shutil.rmtree(temp, ignore_errors=True)
-        raise
+    # Case i depends only on (seed, i, config): cases finished by an interrupted run are reused.
+    work = WorkFolder(out_dir, {"generator": "nnunet_ts.synth", "seed": int(seed), "config": asdict(config)})
+    temp = work.path
+    tasks = [_Task(i, case_seed(seed, i), case_id(i), str(temp), config) for i in range(len(subsets))]
+    finished = {t.case_id for t in tasks if t.case_id in work.done
+                and all((temp / f"{t.case_id}{suffix}").is_file() for suffix in CASE_FILES)}
+    keep = {f"{c}{suffix}" for c in finished for suffix in CASE_FILES}
+    for path in temp.iterdir():
+        if not path.name.startswith(".") and path.name not in keep:
+            path.unlink()  # cases of an earlier, larger request, or cut off mid-write
+    _run([t for t in tasks if t.case_id not in finished], workers, progress,
+         lambda task, info: work.mark_done(task.case_id, info), already_done=len(finished))
+    records = [CaseRecord(t.case_id, patients[t.index], subsets[t.index],
+                          ct=temp / f"{t.case_id}_ct.nii.gz", mask=temp / f"{t.case_id}_mask.nii.gz",
+                          boxes=temp / f"{t.case_id}_boxes.json") for t in tasks]
+    write_manifest(temp / MANIFEST_NAME, records)
+    (temp / LESIONS_NAME).write_text(json.dumps([work.done[t.case_id] for t in tasks], indent=1))
+    settings = {"generator": "nnunet_ts.synth", "seed": int(seed), "n_strong": int(n_strong),
+                "n_weak": int(n_weak), "n_test": int(n_test), "config": asdict(config)}
+    (temp / SETTINGS_NAME).write_text(json.dumps(settings, indent=1))
+    work.finish()
     return [CaseRecord(r.case_id, r.patient_id, r.subset, out_dir / r.ct.name, out_dir / r.mask.name,
                        out_dir / r.boxes.name) for r in records]
-
-
-def _move_into_place(temp: Path, out_dir: Path) -> None:
-    """Rename ``temp`` to ``out_dir``; an existing ``out_dir`` is set aside first, deleted after."""
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-        os.replace(temp, out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        if out_dir.is_dir():
-            out_dir.rmdir()
-        os.replace(temp, out_dir)

@@ -1,0 +1,91 @@
+"""Resumable work folders: long writes (cohorts, datasets) continue where they stopped.
+
+A command builds its output in a hidden sibling folder (``.<name>.partial``) and renames it into
+place only when complete, so the real output is never half-written. The work folder remembers the
+settings it was started with (a JSON *fingerprint*) and logs every finished item (one JSON line per
+item, flushed as it completes). Rerun with the same settings after an interruption or an error, the
+finished items are skipped; rerun with other settings, the work folder is started afresh. Names
+starting with '.' are ignored by nnU-Net's dataset lookup.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+_FINGERPRINT = ".fingerprint.json"
+_LOG = ".done.jsonl"
+
+
+class WorkFolder:
+    """The hidden work folder of ``target``; created, or reused when its fingerprint matches."""
+
+    def __init__(self, target: Path, fingerprint: dict[str, Any]):
+        self.target = Path(target)
+        self.path = self.target.with_name(f".{self.target.name}.partial")
+        self._fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
+        self.done: dict[str, Any] = {}
+        if self.path.is_dir() and self._stored_fingerprint() == self._fingerprint:
+            self.done = self._read_log()
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+            self.path.mkdir(parents=True)
+            (self.path / _FINGERPRINT).write_text(json.dumps(self._fingerprint, sort_keys=True))
+
+    @property
+    def resumed(self) -> int:
+        """Number of items finished by an earlier run."""
+        return len(self.done)
+
+    def mark_done(self, key: str, record: Any) -> None:
+        """Log an item as finished (the record is returned by ``done[key]`` on a rerun)."""
+        self.done[key] = record
+        with (self.path / _LOG).open("a") as f:
+            f.write(json.dumps({"key": key, "record": record}, default=str) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def finish(self) -> Path:
+        """Drop the bookkeeping and rename the folder onto ``target`` (an old one is replaced last)."""
+        for name in (_FINGERPRINT, _LOG):
+            (self.path / name).unlink(missing_ok=True)
+        old = None
+        if self.target.exists():
+            old = self.target.with_name(f".{self.target.name}.replaced")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(self.target, old)
+        os.replace(self.path, self.target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _stored_fingerprint(self) -> Any:
+        try:
+            return json.loads((self.path / _FINGERPRINT).read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def _read_log(self) -> dict[str, Any]:
+        done = {}
+        log = self.path / _LOG
+        if log.is_file():
+            for line in log.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut by the interruption: that item is redone
+                done[entry["key"]] = entry["record"]
+        return done
+
+
+def file_signature(path: Path | None) -> list | None:
+    """Size and modification time of an input file: a changed input invalidates its finished item."""
+    if path is None:
+        return None
+    stat = Path(path).stat()
+    return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
