@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.cli.validators import dataset_id, positive_int
 
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(
-        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help_text, formatter_class=HelpFormatter,
         description="Write an nnU-Net raw dataset from a case manifest (cases.csv, as written by "
                     "`nnunet_ts synth`).\n\n"
                     "  teacher  CT (_0000) + segbox (_0001, channel 'noNorm') with tumour masks; "
@@ -41,9 +42,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                     "  weak     CT (_0000) + segbox (_0001) from the drawn boxes, no masks; weak cases,\n"
                     "           in imagesTs: the input of the pseudo-label step\n\n"
                     "Every channel and mask must share size, spacing, origin and direction. The "
-                    "dataset is written\ncompletely or not at all. splits_final.json groups scans "
-                    "by patient; it is also copied to\n$nnUNet_preprocessed/DatasetXXX_NAME/ where "
-                    "nnU-Net reads it.",
+                    "dataset is written\ncompletely or not at all; after an error or Ctrl-C, rerun the same "
+                    "command to resume.\nsplits_final.json groups scans by patient; it is also copied "
+                    "to\n$nnUNet_preprocessed/DatasetXXX_NAME/ where nnU-Net reads it.",
         epilog="example:\n  nnunet_ts synth synth_cases --n-strong 8 --n-weak 16 --n-test 4\n"
                "  nnunet_ts dataset teacher --cases synth_cases -d 501 -n LungTeacher")
     p.add_argument("kind", choices=("teacher", "student", "weak"), help="which dataset to write")

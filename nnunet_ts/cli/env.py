@@ -7,6 +7,8 @@ import os
 import shlex
 from pathlib import Path
 
+from nnunet_ts.cli.formatting import HelpFormatter
+
 ROOT_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(
-        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help_text, formatter_class=HelpFormatter,
         description="Print shell `export` lines so that nnUNetv2_train / nnUNetv2_predict find the "
                     "nnunet_ts trainers (through nnU-Net's nnUNet_extTrainer variable).",
         epilog="examples:\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.cli.validators import fraction, non_negative, open_fraction
 
 DESCRIPTION = """\
@@ -37,16 +38,9 @@ Missing predictions are an error unless --allow-missing (then they count as empt
 with and without --largest-component, run twice with different --out folders."""
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults (except None) and keep the definitions table's line breaks."""
-
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION, epilog=DEFINITIONS,
-                              formatter_class=_Formatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("--pred", required=True, metavar="DIR",
                    help="folder of predictions (label maps or probability maps)")
     p.add_argument("--gt", required=True, metavar="DIR",

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.cli.validators import integer, non_negative_int, positive_int
 
 _DESCRIPTION = """\
@@ -66,22 +67,22 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=_DESCRIPTION,
-                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              formatter_class=HelpFormatter,
                               epilog="example:\n  nnunet_ts synth synth_cases --n-strong 8 --n-weak 16 "
                                      "--n-test 4\n  nnunet_ts dataset teacher --cases synth_cases -d 501 "
                                      "-n LungTeacher")
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path,
                    help="folder to create (must be empty or absent, unless --overwrite)")
-    p.add_argument("--n-strong", type=non_negative_int, default=8, help="cases with voxel masks (default: 8)")
-    p.add_argument("--n-weak", type=non_negative_int, default=16, help="cases used with boxes only (default: 16)")
-    p.add_argument("--n-test", type=non_negative_int, default=4, help="held-out test cases (default: 4)")
-    p.add_argument("--seed", type=_seed, default=0, help="cohort seed (default: 0)")
+    p.add_argument("--n-strong", type=non_negative_int, default=8, help="cases with voxel masks")
+    p.add_argument("--n-weak", type=non_negative_int, default=16, help="cases used with boxes only")
+    p.add_argument("--n-test", type=non_negative_int, default=4, help="held-out test cases")
+    p.add_argument("--seed", type=_seed, default=0, help="cohort seed")
     p.add_argument("--preset", choices=("compact", "clinical"), default="compact",
-                   help="resolution preset, see above (default: compact)")
+                   help="resolution preset, see above")
     p.add_argument("--shape", type=_size, nargs=3, metavar=("Z", "Y", "X"), default=None,
-                   help="image size in voxels (default: the preset's)")
+                   help="image size in voxels; the preset's when not given")
     p.add_argument("--workers", type=positive_int, default=None,
-                   help="processes generating cases (default: all CPUs)")
+                   help="processes generating cases; all CPUs when not given")
     p.add_argument("--overwrite", action="store_true",
                    help="replace OUT_DIR if it holds an earlier cohort (only once the new one is complete)")
     p.set_defaults(func=run)

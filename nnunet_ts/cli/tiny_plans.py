@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.cli.validators import dataset_id, positive_int
 
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(
-        name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=help_text, formatter_class=HelpFormatter,
         description="Add a tiny configuration (default '3d_tiny') to a planned dataset. It inherits "
                     "spacing and preprocessed data\nfrom SOURCE (default 3d_fullres); only the network, "
                     "patch and batch shrink, so training runs on a CPU\nin seconds per epoch. Also "
