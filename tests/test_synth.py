@@ -370,6 +370,7 @@ def test_bad_counts_are_input_errors(tmp_path, counts):
     ({"tumour_attach_probs": (0.5, 0.5)}, "tumour_attach_probs"),
     ({"shape_zyx": (4, 64, 64)}, "shape_zyx"),
     ({"lung_hu": (-1100.0, -800.0)}, "lung_hu"),
+    ({"tumour_diameter_sampling": "normal"}, "tumour_diameter_sampling"),
 ])
 def test_config_rejects_inconsistent_fields(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -400,3 +401,14 @@ def test_cli_help_describes_outputs(capsys):
     text = capsys.readouterr().out
     for word in ("cases.csv", "_mask.nii.gz", "_boxes.json", "HU", "--overwrite", "clinical"):
         assert word in text
+
+
+def test_uniform_diameters_give_larger_tumours_than_log_uniform():
+    # Same seeds, same anatomy: only how the nominal diameter is drawn differs.
+    def mean_diameter(sampling: str) -> float:
+        config = SynthConfig.compact((24, 48, 48))
+        config = SynthConfig(**{**config.__dict__, "tumour_diameter_sampling": sampling})
+        diameters = [lesion.diameter_mm for seed in range(12) for lesion in generate_case(seed, config).lesions]
+        return float(np.mean(diameters))
+
+    assert mean_diameter("uniform") > mean_diameter("log-uniform") + 5.0

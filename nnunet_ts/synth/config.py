@@ -79,8 +79,12 @@ class SynthConfig:
     noise_correlation_vox: Range = (0.0, 0.7)
     # P(0 tumours), P(1), P(2), P(3): most cases have a tumour so a method can learn.
     tumour_count_probs: tuple[float, ...] = (0.1, 0.5, 0.3, 0.1)
-    # Nominal tumour diameter (mm, log-uniform): the shape fits in a ball of this diameter.
+    # Nominal tumour diameter (mm): the shape fits in a ball of this diameter.
     tumour_diameter_mm: Range = (5.0, 60.0)
+    # How the diameter is drawn from its range. Measured on 60 compact cases: "uniform" gives lesion
+    # volumes of 12 +- 15 cm^3 (median 6), nearer the paper's MSD Lung cohort (22 +- 52 cm^3);
+    # "log-uniform" favours small nodules (6 +- 11 cm^3, median 1.2; 46 % under 1 cm^3).
+    tumour_diameter_sampling: str = "uniform"
     # Mean tumour HU; internal texture adds about +-10 HU.
     tumour_hu: Range = (0.0, 60.0)
     # Sigma (mm) of the blur of the tumour edge (the mask is the shape before blurring).
@@ -107,6 +111,9 @@ class SynthConfig:
         _check_range("noise_correlation_vox", self.noise_correlation_vox, low=0.0)
         _check_probs("tumour_count_probs", self.tumour_count_probs)
         _check_range("tumour_diameter_mm", self.tumour_diameter_mm, low=1.0)
+        if self.tumour_diameter_sampling not in ("uniform", "log-uniform"):
+            raise ValueError(f"tumour_diameter_sampling must be 'uniform' or 'log-uniform', "
+                             f"got {self.tumour_diameter_sampling!r}")
         _check_range("tumour_hu", self.tumour_hu)
         _check_range("tumour_edge_sigma_mm", self.tumour_edge_sigma_mm, low=0.0)
         _check_probs("tumour_attach_probs", self.tumour_attach_probs)

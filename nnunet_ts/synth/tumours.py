@@ -1,7 +1,7 @@
 """Lung tumours: lobulated shapes placed in the lung field, some against the chest wall or the
 mediastinum, blended into the HU image with a blurred edge.
 
-Shapes (in a ball of the nominal diameter D, 5-60 mm log-uniform by default):
+Shapes (in a ball of the nominal diameter D, 5-60 mm uniform by default):
 
 * ``lobulated``: union of a rotated ellipsoid and 2-4 offset spherical lobes;
 * ``perturbed_sphere``: a sphere whose radius varies with direction by a sum of three
@@ -149,7 +149,8 @@ def insert_tumours(hu: np.ndarray, labels: np.ndarray, grid: Grid, rng: np.rando
     d_min, d_max = config.tumour_diameter_mm
     taken: list[_Site] = []
     for _ in range(n):
-        diameter = float(np.exp(rng.uniform(np.log(d_min), np.log(d_max))))
+        diameter = float(rng.uniform(d_min, d_max) if config.tumour_diameter_sampling == "uniform"
+                         else np.exp(rng.uniform(np.log(d_min), np.log(d_max))))
         attachment = ATTACHMENTS[int(rng.choice(3, p=config.tumour_attach_probs))]
         site = None
         while site is None:
