@@ -41,7 +41,7 @@ def load_rectangles(path: str | Path) -> tuple[list[SliceRectangle], tuple[int, 
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
-        raise InputError(f"boxes file {path} does not exist; check the 'boxes' column of the manifest")
+        raise InputError(f"boxes file {path} does not exist; check the 'boxes' column of the manifest") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"boxes file {path} is not valid JSON ({exc}); rewrite it with "
                          f"nnunet_ts.boxes_io.save_rectangles") from None

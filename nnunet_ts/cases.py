@@ -90,13 +90,18 @@ def read_manifest(path: str | Path) -> list[CaseRecord]:
             raise InputError(f"{where}: subset {subset!r} must be one of {', '.join(SUBSETS)}")
         patient = (row.get("patient_id") or "").strip() or case_id
 
-        def resolve(col: str) -> Path | None:
-            value = (row.get(col) or "").strip()
-            return None if not value else (Path(value) if Path(value).is_absolute() else root / value)
-
-        if resolve("ct") is None:
+        ct, mask, boxes = (_resolve(root, row.get(col)) for col in ("ct", "mask", "boxes"))
+        if ct is None:
             raise InputError(f"{where}: the ct column is empty")
-        records.append(CaseRecord(case_id, patient, subset, resolve("ct"), resolve("mask"), resolve("boxes")))
+        records.append(CaseRecord(case_id, patient, subset, ct, mask, boxes))
     if not records:
         raise InputError(f"case manifest {path} has no cases")
     return records
+
+
+def _resolve(root: Path, value: str | None) -> Path | None:
+    """A manifest path: relative to the manifest's folder unless absolute; None when empty."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    return Path(value) if Path(value).is_absolute() else root / value
