@@ -35,7 +35,8 @@ def make_ct(mask: np.ndarray, seed: int) -> np.ndarray:
     return ct.astype(np.int16)
 
 
-def write_cases(folder: Path, n_strong: int = 4, n_weak: int = 2, n_test: int = 0) -> Path:
+def write_cases(folder: Path, n_strong: int = 4, n_weak: int = 2, n_test: int = 0,
+                geometry: Geometry = GEOMETRY) -> Path:
     """Write cases and ``cases.csv`` into ``folder``; returns the manifest path."""
     folder.mkdir(parents=True, exist_ok=True)
     records = []
@@ -45,8 +46,8 @@ def write_cases(folder: Path, n_strong: int = 4, n_weak: int = 2, n_test: int = 
         mask = make_mask(i)
         ct_path, mask_path = folder / f"{case_id}_ct.nii.gz", folder / f"{case_id}_mask.nii.gz"
         boxes_path = folder / f"{case_id}_boxes.json"
-        write_image(ct_path, make_ct(mask, i), GEOMETRY)
-        write_image(mask_path, mask, GEOMETRY)
+        write_image(ct_path, make_ct(mask, i), geometry)
+        write_image(mask_path, mask, geometry)
         save_rectangles(boxes_path, slice_rectangles(mask), SHAPE)
         # two scans per patient, so grouped splits matter
         records.append(CaseRecord(case_id, f"patient_{i // 2:03d}", subset, ct_path, mask_path, boxes_path))

@@ -1,0 +1,94 @@
+"""Planning and preprocessing a teacher dataset (CT + segbox) so the segbox stays a box.
+
+nnU-Net's stock ``nnUNetv2_plan_and_preprocess`` resamples every channel with third-order splines,
+so a box channel gets ramps of fractional values at its edges. ``plan_teacher`` runs nnU-Net's
+own fingerprinting and planning, then preprocesses with :class:`SegboxPreprocessor`, nnU-Net's
+``DefaultPreprocessor`` plus a threshold at 0.5 of the segbox channel: the box channel on disk is
+exactly 0/1 and its edges sit where the resampled step crosses half height.
+
+``spacing_from`` takes the 3d_fullres target spacing from another planned dataset (the student's):
+teacher and student then see tumours at the same resolution, and the teacher's pseudo-labels are
+computed at the resolution the student learns them at.
+
+The plans keep ``DefaultPreprocessor`` as their preprocessor name (nnU-Net finds preprocessors by
+name inside its own package only), so ``nnUNetv2_predict`` preprocesses inputs the stock way; the
+``BoxTeacherTrainer`` network thresholds its segbox input itself, so both paths agree.
+
+Usage::
+
+    nnunet_ts plan-teacher -d 501 [--spacing-from 502]
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.segbox_channel import binarize_channel, segbox_channel_index
+
+
+class SegboxPreprocessor(DefaultPreprocessor):
+    """nnU-Net's default preprocessing with the segbox channel thresholded back to 0/1."""
+
+    def run_case_npy(self, data, seg, properties, plans_manager, configuration_manager, dataset_json):
+        data, seg, properties = super().run_case_npy(data, seg, properties, plans_manager,
+                                                     configuration_manager, dataset_json)
+        if isinstance(dataset_json, str):
+            dataset_json = json.loads(Path(dataset_json).read_text())
+        binarize_channel(data, segbox_channel_index(dataset_json))
+        return data, seg, properties
+
+
+def target_spacing_of(plans_file: Path, configuration: str = "3d_fullres") -> list[float]:
+    """The target spacing (nnU-Net's axis order, mm) of a configuration in a plans file."""
+    if not plans_file.is_file():
+        raise InputError(f"plans file {plans_file} does not exist; plan that dataset first "
+                         f"(nnUNetv2_plan_and_preprocess -d <id> -c {configuration})")
+    configurations = json.loads(plans_file.read_text()).get("configurations", {})
+    name, seen = configuration, set()
+    while name in configurations and name not in seen:
+        seen.add(name)
+        if "spacing" in configurations[name]:
+            return [float(s) for s in configurations[name]["spacing"]]
+        name = configurations[name].get("inherits_from")
+    raise InputError(f"plans file {plans_file} has no spacing for configuration {configuration!r}; "
+                     f"plan that dataset with nnUNetv2_plan_and_preprocess -c {configuration}")
+
+
+def plan_teacher(dataset_id: int, raw_dataset: Path, preprocessed: Path,
+                 configurations: Sequence[str] = ("3d_fullres",), spacing_from: Path | None = None,
+                 num_processes: int = 2, verify_dataset_integrity: bool = True) -> Path:
+    """Fingerprint, plan and preprocess a teacher dataset; returns the plans file.
+
+    Args:
+        dataset_id: the teacher dataset's id.
+        raw_dataset: its raw folder (``$nnUNet_raw/DatasetXXX_Name``), to check channels early.
+        preprocessed: ``$nnUNet_preprocessed``.
+        configurations: configurations to preprocess.
+        spacing_from: a plans file whose 3d_fullres spacing the teacher's 3d_fullres takes over.
+        num_processes: worker processes for fingerprinting and preprocessing.
+        verify_dataset_integrity: run nnU-Net's dataset checks first.
+
+    Raises:
+        InputError: no segbox channel in dataset.json, missing/unplanned ``spacing_from``.
+    """
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
+
+    dataset_json_file = raw_dataset / "dataset.json"
+    if not dataset_json_file.is_file():
+        raise InputError(f"{dataset_json_file} does not exist; write the dataset with "
+                         f"`nnunet_ts dataset teacher` first")
+    segbox_channel_index(json.loads(dataset_json_file.read_text()), str(dataset_json_file))
+    spacing = target_spacing_of(spacing_from) if spacing_from is not None else None
+    extract_fingerprints([dataset_id], num_processes=num_processes,
+                         check_dataset_integrity=verify_dataset_integrity)
+    _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
+    for configuration in configurations:
+        SegboxPreprocessor().run(dataset_id, configuration, plans_identifier, num_processes)
+    # with no configurations left, nnU-Net's own step only copies dataset.json and the ground truth
+    preprocess_dataset(dataset_id, plans_identifier, configurations=[], num_processes=[])
+    return preprocessed / raw_dataset.name / f"{plans_identifier}.json"
