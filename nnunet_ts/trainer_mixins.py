@@ -29,3 +29,20 @@ class NoMirroringMixin:
             super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
         self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch_size, None
+
+
+class PlansBudgetMixin:
+    """Training length from the plans: the configuration's optional ``"nnunet_ts_budget"`` entry.
+
+    ``"nnunet_ts_budget": [epochs, training iterations per epoch, validation iterations per epoch]``;
+    without it nnU-Net's defaults stay. Experiments that compare trainers give each configuration one
+    budget this way, so every trainer of the comparison trains exactly as long.
+    """
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        budget = self.configuration_manager.configuration.get("nnunet_ts_budget")
+        if budget is not None:
+            self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = \
+                (int(b) for b in budget)

@@ -21,6 +21,8 @@ Usage::
 from __future__ import annotations
 
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -58,6 +60,18 @@ def target_spacing_of(plans_file: Path, configuration: str = "3d_fullres") -> li
                      f"plan that dataset with nnUNetv2_plan_and_preprocess -c {configuration}")
 
 
+@contextmanager
+def _planner_safe_augmentation_workers():
+    """nnU-Net 2.8.1's planner calls torch.set_num_threads(nnUNet_n_proc_DA), which fails for 0 (a
+    setting users choose for CPU training); plan with the variable unset, then restore it."""
+    value = os.environ.pop("nnUNet_n_proc_DA", None)
+    try:
+        yield
+    finally:
+        if value is not None:
+            os.environ["nnUNet_n_proc_DA"] = value
+
+
 def plan_teacher(dataset_id: int, raw_dataset: Path, preprocessed: Path,
                  configurations: Sequence[str] = ("3d_fullres",), spacing_from: Path | None = None,
                  num_processes: int = 2, verify_dataset_integrity: bool = True) -> Path:
@@ -86,7 +100,8 @@ def plan_teacher(dataset_id: int, raw_dataset: Path, preprocessed: Path,
     spacing = target_spacing_of(spacing_from) if spacing_from is not None else None
     extract_fingerprints([dataset_id], num_processes=num_processes,
                          check_dataset_integrity=verify_dataset_integrity)
-    _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
+    with _planner_safe_augmentation_workers():
+        _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
     for configuration in configurations:
         SegboxPreprocessor().run(dataset_id, configuration, plans_identifier, num_processes)
     # with no configurations left, nnU-Net's own step only copies dataset.json and the ground truth

@@ -1,0 +1,22 @@
+"""Trainers of the teacher experiment (scripts/teacher_experiment.py): one budget for all three.
+
+The budget comes from the plans configuration (``"nnunet_ts_budget"``, see PlansBudgetMixin), so
+the box-guided teachers and the CT-only network train exactly as long. Mirroring is off for all
+three (training and the final validation), to spend the budget on iterations.
+"""
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_ts.trainer_mixins import NoMirroringMixin, PlansBudgetMixin
+from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
+
+
+class TeacherExpBoxTrainer(PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
+    """Box-guided teacher, trained with perturbed boxes in half of the samples."""
+
+
+class TeacherExpExactBoxTrainer(PlansBudgetMixin, NoMirroringMixin, BoxTeacherExactBoxTrainer):
+    """Box-guided teacher, trained on exact boxes only."""
+
+
+class TeacherExpCTOnlyTrainer(PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+    """The CT-only comparison (the paper's "point guided"): nnU-Net's default trainer, CT channel only."""
