@@ -59,8 +59,10 @@ class SliceRectangle:
 
 def label_lesions(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
     """3D connected components of a binary mask: (labels uint32 (z, y, x), number of lesions)."""
-    labels, n = cc3d.connected_components(np.asarray(mask) > 0, connectivity=connectivity,
-                                          return_N=True)
+    # uint8, not bool: cc3d 4.1 under-allocates its label table for some thin bool inputs (two
+    # voxels of a (1, 3, 1) crop) and fails with "maximum length exception".
+    labels, n = cc3d.connected_components((np.asarray(mask) > 0).astype(np.uint8),
+                                          connectivity=connectivity, return_N=True)
     return labels, int(n)
 
 

@@ -36,6 +36,7 @@ RUNS = {  # name: (dataset id, trainer)
     "ct_only": (CT_ONLY_ID, "TeacherExpCTOnlyTrainer"),
 }
 CONFIG = "exp"
+RESTRICT_MARGIN_MM = 5.0
 
 
 def sh(cmd: str, env: dict, log: Path | None = None) -> None:
@@ -158,6 +159,8 @@ def main() -> int:
     gt = next(raw.glob(f"Dataset{TEACHER_ID}_*")) / "labelsTs"
     from nnunet_ts.evaluation import evaluate_folders
 
+    from nnunet_ts.box_restriction_folder import restrict_prediction_folder
+
     table = {}
     for name, inputs in tests.items():
         did, trainer = RUNS[name]
@@ -169,8 +172,17 @@ def main() -> int:
                    f"-device {args.device} -chk checkpoint_final.pth --disable_tta "
                    f"-npp {args.np} -nps {args.np}", env)
                 evaluate_folders(pred, gt, pred, overwrite=True, progress=False)
-            summary = json.loads((pred / "evaluation_summary.json").read_text())
-            table[(name, label)] = {m: summary["metrics"][m] for m in ("dsc", "dsc_tp", "f1")}
+            runs = [(label, pred)]
+            if name != "ct_only":  # the optional inference-time restriction to the box + margin
+                restricted = pred.with_name(pred.name + f"__in_box_{RESTRICT_MARGIN_MM:g}mm")
+                if not (restricted / "evaluation_summary.json").is_file():
+                    restrict_prediction_folder(pred, folder, restricted, margin_mm=RESTRICT_MARGIN_MM,
+                                               overwrite=True, progress=False)
+                    evaluate_folders(restricted, gt, restricted, overwrite=True, progress=False)
+                runs.append((f"{label}, restricted to box + {RESTRICT_MARGIN_MM:g} mm", restricted))
+            for run_label, folder_done in runs:
+                summary = json.loads((folder_done / "evaluation_summary.json").read_text())
+                table[(name, run_label)] = {m: summary["metrics"][m] for m in ("dsc", "dsc_tp", "f1")}
 
     titles = {"box": "box-guided teacher, trained with perturbed boxes",
               "exact": "box-guided teacher, trained with exact boxes",

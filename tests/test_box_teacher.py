@@ -235,3 +235,14 @@ def test_stock_train_and_predict_with_box_teacher(teacher_root, tmp_path):
         assert geometry.mismatch(GEOMETRY) is None and set(np.unique(seg)) <= {0, 1}
         probabilities = np.load(pred / f"{case}.npz")["probabilities"]
         assert probabilities.shape == (2, *GEOMETRY.shape_zyx)
+
+    # inference-time restriction on nnUNetv2_predict's own files: same grids, same axis order
+    restricted = tmp_path / "restricted"
+    assert main(["restrict-to-box", "--pred", str(pred), "--images", str(raw / "imagesTs"),
+                 "--out", str(restricted), "--margin-mm", "0"]) == 0
+    for case in ("case_006", "case_007"):
+        box = read_image(raw / "imagesTs" / f"{case}_0001.nii.gz")[0] > 0.5
+        seg = read_image(restricted / f"{case}.nii.gz")[0]
+        probabilities = np.load(restricted / f"{case}.npz")["probabilities"]
+        assert not seg[~box].any() and (probabilities[1][~box] == 0).all()
+        np.testing.assert_array_equal(seg[box], read_image(pred / f"{case}.nii.gz")[0][box])

@@ -111,3 +111,11 @@ def test_rectangle_outside_the_image_is_refused():
 def test_unknown_mode_is_refused():
     with pytest.raises(ValueError, match="mode"):
         segbox_from_mask(np.zeros((2, 2, 2)), "sphere")
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_two_voxels_of_a_thin_crop_are_two_lesions(connectivity):
+    # a prediction cropped to its bounding box: shape (1, 3, 1), one background voxel between
+    mask = np.array([True, False, True]).reshape(1, 3, 1)
+    labels, n = label_lesions(mask, connectivity)
+    assert n == 2 and labels.ravel().tolist() == [1, 0, 2]

@@ -2,7 +2,8 @@
 
 The budget comes from the plans configuration (``"nnunet_ts_budget"``, see PlansBudgetMixin), so
 the box-guided teachers and the CT-only network train exactly as long. Mirroring is off for all
-three (training and the final validation), to spend the budget on iterations.
+three, to spend the budget on iterations. nnU-Net's validation at the end of training is skipped:
+with fold ``all`` it would predict the training cases; the experiment predicts its test set instead.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
@@ -10,13 +11,18 @@ from nnunet_ts.trainer_mixins import NoMirroringMixin, PlansBudgetMixin
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
 
 
-class TeacherExpBoxTrainer(PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
+class NoFinalValidationMixin:
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("final validation skipped: the experiment evaluates its test set")
+
+
+class TeacherExpBoxTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
     """Box-guided teacher, trained with perturbed boxes in half of the samples."""
 
 
-class TeacherExpExactBoxTrainer(PlansBudgetMixin, NoMirroringMixin, BoxTeacherExactBoxTrainer):
+class TeacherExpExactBoxTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherExactBoxTrainer):
     """Box-guided teacher, trained on exact boxes only."""
 
 
-class TeacherExpCTOnlyTrainer(PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class TeacherExpCTOnlyTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
     """The CT-only comparison (the paper's "point guided"): nnU-Net's default trainer, CT channel only."""
