@@ -23,23 +23,23 @@ ls -d "$RAW"/Dataset${STUDENT}_* >/dev/null 2>&1 || nnunet_ts dataset student --
 # about 10 % of synthetic scans have no tumour; their empty box files correctly say "no tumour"
 ls -d "$RAW"/Dataset${WEAK}_* >/dev/null 2>&1 || nnunet_ts dataset weak --cases "$OUT/cases" -d $WEAK -n LungWeak --allow-empty-boxes
 
-step "3/7 plan and preprocess the teacher dataset (stock nnU-Net)"
+step "3/7 plan and preprocess the teacher dataset (segbox channel kept binary)"
 PRE=$(ls -d "$nnUNet_preprocessed"/Dataset${TEACHER}_* 2>/dev/null || true)
 [ -n "$PRE" ] && [ -f "$PRE/nnUNetPlans.json" ] && [ -d "$PRE/nnUNetPlans_3d_fullres" ] || \
-    nnUNetv2_plan_and_preprocess -d $TEACHER -c 3d_fullres -np 2 --verify_dataset_integrity
+    nnunet_ts plan-teacher -d $TEACHER -np 2 --overwrite
 
 step "4/7 tiny CPU configuration 3d_tiny (inherits 3d_fullres data)"
 grep -q '"3d_tiny"' "$nnUNet_preprocessed"/Dataset${TEACHER}_*/nnUNetPlans.json || nnunet_ts tiny-plans -d $TEACHER
 
-step "5/7 short teacher training, fold 0 (stock nnUNetv2_train with our trainer)"
-MODEL=$(echo "$nnUNet_results"/Dataset${TEACHER}_*/ShortBudgetTrainer__nnUNetPlans__3d_tiny)
+step "5/7 short box-guided teacher training, fold 0 (stock nnUNetv2_train with our trainer)"
+MODEL=$(echo "$nnUNet_results"/Dataset${TEACHER}_*/BoxTeacherShortBudgetTrainer__nnUNetPlans__3d_tiny)
 [ -f "$MODEL/fold_0/checkpoint_final.pth" ] || \
-    nnUNet_n_proc_DA=0 nnUNetv2_train $TEACHER 3d_tiny 0 -tr ShortBudgetTrainer -device cpu
+    nnUNet_n_proc_DA=0 nnUNetv2_train $TEACHER 3d_tiny 0 -tr BoxTeacherShortBudgetTrainer -device cpu
 
 step "6/7 predict the held-out test scans (CT + their segbox)"
 [ -f "$OUT/teacher_test_predictions/case_count" ] || {
     nnUNetv2_predict -i "$RAW"/Dataset${TEACHER}_*/imagesTs -o "$OUT/teacher_test_predictions" \
-        -d $TEACHER -c 3d_tiny -f 0 -tr ShortBudgetTrainer -device cpu -chk checkpoint_final.pth
+        -d $TEACHER -c 3d_tiny -f 0 -tr BoxTeacherShortBudgetTrainer -device cpu -chk checkpoint_final.pth
     ls "$OUT/teacher_test_predictions"/*.nii.gz | wc -l > "$OUT/teacher_test_predictions/case_count"
 }
 
