@@ -1,0 +1,75 @@
+"""The dual-output student network: one encoder, two fully separate decoders (segmentation, segbox).
+
+Built from the plans' own U-Net (dynamic-network-architectures ``PlainConvUNet`` or
+``ResidualEncoderUNet``, as nnU-Net builds it): its encoder and decoder are kept as they are, and a
+second ``UNetDecoder`` with the same stages reads the same encoder features and predicts the segbox
+(one logit channel per scale). In training mode ``forward`` returns ``(segmentation, segbox)``, each a
+list over deep-supervision scales (highest resolution first) or a tensor, so every parameter takes
+part in the forward pass (DDP needs no ``find_unused_parameters``). In eval mode it returns the
+segmentation only, exactly what the plain U-Net would return: nnU-Net's predictor, mirroring,
+validation and checkpoints work unchanged. Tensors are (B, C, Z, Y, X).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DualDecoderUNet(nn.Module):
+    """A U-Net from the plans plus a segbox decoder on its encoder.
+
+    Args:
+        unet: the network nnU-Net built from the plans; must have ``encoder`` and ``decoder``
+            (dynamic-network-architectures ``UNetDecoder``) attributes.
+        box_channels: logit channels of the segbox decoder (1: a sigmoid box probability).
+    Raises:
+        ValueError: ``unet`` is not an encoder-decoder network of dynamic-network-architectures.
+    """
+
+    def __init__(self, unet: nn.Module, box_channels: int = 1):
+        super().__init__()
+        from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
+
+        if not isinstance(getattr(unet, "decoder", None), UNetDecoder) or not hasattr(unet, "encoder"):
+            raise ValueError(f"{type(unet).__name__} is not a U-Net with encoder and UNetDecoder "
+                             f"(the plans' architecture must be PlainConvUNet or ResidualEncoderUNet)")
+        self.encoder = unet.encoder
+        self.decoder = unet.decoder
+        seg_decoder = unet.decoder
+        first_conv = seg_decoder.stages[0].convs[0]
+        self.box_decoder = UNetDecoder(
+            self.encoder, box_channels,
+            n_conv_per_stage=[len(stage.convs) for stage in seg_decoder.stages],
+            deep_supervision=seg_decoder.deep_supervision,
+            nonlin_first=_nonlin_first(first_conv))
+        if hasattr(unet, "initialize"):  # nnU-Net's He initialisation, as for the plans' network
+            self.box_decoder.apply(unet.initialize)
+
+    def forward(self, x: torch.Tensor):
+        skips = self.encoder(x)
+        segmentation = self.decoder(skips)
+        if not self.training:
+            return segmentation
+        # nnU-Net switches deep supervision on ``decoder`` only; the box decoder follows it
+        self.box_decoder.deep_supervision = self.decoder.deep_supervision
+        return segmentation, self.box_decoder(skips)
+
+    def forward_with_segbox(self, x: torch.Tensor):
+        """``(segmentation, segbox)`` whatever the mode (validation of the segbox decoder)."""
+        skips = self.encoder(x)
+        self.box_decoder.deep_supervision = self.decoder.deep_supervision
+        return self.decoder(skips), self.box_decoder(skips)
+
+    def compute_conv_feature_map_size(self, input_size):
+        return (self.encoder.compute_conv_feature_map_size(input_size)
+                + self.decoder.compute_conv_feature_map_size(input_size)
+                + self.box_decoder.compute_conv_feature_map_size(input_size))
+
+
+def _nonlin_first(conv_block: nn.Module) -> bool:
+    """Whether a ConvDropoutNormReLU block applies its nonlinearity before its norm."""
+    order = list(getattr(conv_block, "all_modules", []))
+    norm, nonlin = getattr(conv_block, "norm", None), getattr(conv_block, "nonlin", None)
+    if norm is None or nonlin is None:
+        return False
+    return order.index(nonlin) < order.index(norm)
