@@ -30,10 +30,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 TEACHER_ID, CT_ONLY_ID = 611, 612
-RUNS = {  # name: (dataset id, trainer)
+RUNS = {  # name: (dataset id, trainer), in training order (the main comparison first)
     "box": (TEACHER_ID, "TeacherExpBoxTrainer"),
-    "exact": (TEACHER_ID, "TeacherExpExactBoxTrainer"),
     "ct_only": (CT_ONLY_ID, "TeacherExpCTOnlyTrainer"),
+    "exact": (TEACHER_ID, "TeacherExpExactBoxTrainer"),
 }
 CONFIG = "exp"
 RESTRICT_MARGIN_MM = 5.0

@@ -1,0 +1,47 @@
+"""Student cases for tests: strong cases with masks, pseudo cases with smooth soft targets.
+
+Built on ``case_factory`` (16 x 32 x 32 voxels, cube tumours). A pseudo case's soft target is its
+mask blurred (Gaussian, sigma 1.5 voxels): a smooth probability map whose 0.5 level lies near the
+mask's border; its hard mask is left to the writer (soft >= 0.5). ``zero_border_case`` gets two axial
+slices of exactly 0 in its CT, so nnU-Net's crop to the nonzero region really crops it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from case_factory import GEOMETRY, make_ct, make_mask
+from nnunet_ts.image_io import write_image
+from nnunet_ts.student_dataset import StudentCase
+
+
+def soft_target_of(mask: np.ndarray) -> np.ndarray:
+    soft = ndimage.gaussian_filter(mask.astype(np.float32), sigma=1.5)
+    return np.clip(soft / max(float(soft.max()), 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def write_student_cases(folder: Path, n_strong: int = 4, n_pseudo: int = 4,
+                        zero_border_case: int | None = None) -> list[StudentCase]:
+    """Write CTs, masks and soft targets into ``folder``; returns the cases (two per patient)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cases = []
+    for i in range(n_strong + n_pseudo):
+        case_id = f"case_{i:03d}"
+        mask = make_mask(i)
+        ct = make_ct(mask, i)
+        if i == zero_border_case:
+            ct[:2] = 0
+        ct_path = folder / f"{case_id}_ct.nii.gz"
+        write_image(ct_path, ct, GEOMETRY)
+        patient = f"patient_{i // 2:03d}"
+        if i < n_strong:
+            mask_path = folder / f"{case_id}_mask.nii.gz"
+            write_image(mask_path, mask, GEOMETRY)
+            cases.append(StudentCase(case_id, ct_path, "strong", mask=mask_path, patient_id=patient))
+        else:
+            soft_path = folder / f"{case_id}_soft.nii.gz"
+            write_image(soft_path, soft_target_of(mask), GEOMETRY)
+            cases.append(StudentCase(case_id, ct_path, "pseudo", soft_target=soft_path, patient_id=patient))
+    return cases

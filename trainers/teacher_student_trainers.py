@@ -1,0 +1,122 @@
+"""The soft-label student: CT in, trained on human masks and the teacher's probabilities (METHOD step 4).
+
+``TeacherStudentTrainer`` is nnU-Net's default trainer on a student dataset
+(``nnunet_ts.student_dataset``), with the target made soft end to end, each change in one hook:
+
+* ``get_tr_and_val_datasets``: pseudo cases load with their preprocessed soft target as an extra
+  image channel (made now if missing or stale: ``soft_targets.ensure_soft_targets``); optionally
+  strong and pseudo cases are drawn at ``strong_fraction`` (default None: the plain union, as the
+  paper);
+* ``get_training_transforms`` / ``get_validation_transforms``: nnU-Net's pipelines with the soft
+  target carried as ``regression_target`` (interpolated, mirrored, never intensity-augmented) and
+  turned into a soft one-hot target at every deep-supervision scale (area-averaged);
+* ``_build_loss``: soft Dice + soft cross-entropy (``soft_losses.SoftTargetLoss``) in nnU-Net's
+  deep-supervision wrapper; per-source weights ``loss_config.strong`` / ``loss_config.pseudo``;
+* ``train_step`` / ``validation_step``: tell the loss which samples are pseudo, then nnU-Net's step.
+
+Strong cases follow nnU-Net's own data path and loss exactly, so on strong-only data this trainer
+is nnU-Net. Validation (``--val``, ``--npz``) and ``nnUNetv2_predict`` are nnU-Net's.
+
+Variants: ``TeacherStudentBaldeonCalistoTrainer`` (beta Dice + (1 - beta)(soft CE + L1 on pseudo
+cases)), ``TeacherStudentBalancedTrainer`` (strong:pseudo drawn 1:1), and fixed small budgets for
+tests and CPU demos (``TeacherStudentTinyBudgetTrainer``, ``TeacherStudentShortBudgetTrainer``).
+"""
+from pathlib import Path
+
+import torch
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
+from nnunet_ts.soft_losses import SoftTargetLoss, StudentLossConfig
+from nnunet_ts.soft_transforms import wrap_pipeline
+from nnunet_ts.student_dataset import read_sources
+from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+
+
+class TeacherStudentTrainer(nnUNetTrainer):
+    loss_config = StudentLossConfig()
+    strong_fraction: float | None = None  # share of strong cases per draw; None = plain union
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        where = f"dataset.json of {self.plans_manager.dataset_name}"
+        self.sources = read_sources(dataset_json)
+        lm = self.label_manager
+        if lm.has_regions or lm.has_ignore_label or len(lm.foreground_labels) != 1:
+            raise InputError(f"{where}: the student learns one foreground probability; labels must be "
+                             f"background 0 and one tumour label, without regions or ignore label")
+
+    def _build_loss(self):
+        loss = super()._build_loss()
+        self.student_loss = SoftTargetLoss(self.loss_config, batch_dice=self.configuration_manager.batch_dice,
+                                           ddp=self.is_ddp)
+        if isinstance(loss, DeepSupervisionWrapper):
+            loss.loss = self.student_loss  # nnU-Net's scale weights stay
+            return loss
+        return self.student_loss
+
+    def get_tr_and_val_datasets(self):
+        from nnunetv2.paths import nnUNet_raw
+
+        from nnunet_ts.soft_targets import ensure_soft_targets
+        from nnunet_ts.student_dataset import soft_targets_folder
+
+        dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        pseudo = pseudo_case_ids(self.sources, [*dataset_tr.identifiers, *dataset_val.identifiers])
+        raw_dataset = Path(nnUNet_raw.get() or ".") / self.plans_manager.dataset_name
+        ensure_soft_targets(self.preprocessed_dataset_folder, soft_targets_folder(raw_dataset, self.dataset_json),
+                            sorted(set(pseudo)), self.plans_manager,
+                            self.dataset_json.get("file_ending", ".nii.gz"),
+                            log=self.print_to_log_file)
+        drawn = source_weighted_identifiers(dataset_tr.identifiers, pseudo, self.strong_fraction)
+        return SoftTargetDataset(dataset_tr, pseudo, drawn), SoftTargetDataset(dataset_val, pseudo)
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
+                                foreground_labels=None, regions=None, ignore_label=None):
+        pipeline = super().get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
+            foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label)
+        return wrap_pipeline(pipeline, self.num_input_channels)
+
+    def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
+                                  regions=None, ignore_label=None):
+        pipeline = super().get_validation_transforms(
+            deep_supervision_scales, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
+            regions=regions, ignore_label=ignore_label)
+        return wrap_pipeline(pipeline, self.num_input_channels)
+
+    def _tell_loss_the_sources(self, batch: dict) -> None:
+        self.student_loss.set_batch_sources([self.sources.get(str(k)) == "pseudo" for k in batch["keys"]])
+
+    def train_step(self, batch: dict) -> dict:
+        self._tell_loss_the_sources(batch)
+        return super().train_step(batch)
+
+    def validation_step(self, batch: dict) -> dict:
+        self._tell_loss_the_sources(batch)
+        return super().validation_step(batch)
+
+
+class TeacherStudentBaldeonCalistoTrainer(TeacherStudentTrainer):
+    """Baldeon Calisto (FLARE 2022): 0.5 Dice + 0.5 (soft CE + L1), the L1 on pseudo cases only."""
+
+    loss_config = StudentLossConfig.baldeon_calisto(beta=0.5)
+
+
+class TeacherStudentBalancedTrainer(TeacherStudentTrainer):
+    """Strong and pseudo cases drawn 1:1, whatever their numbers (few strong, many pseudo)."""
+
+    strong_fraction = 0.5
+
+
+class TeacherStudentTinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, TeacherStudentTrainer):
+    budget = (2, 4, 2)
+
+
+class TeacherStudentShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, TeacherStudentTrainer):
+    budget = (25, 20, 5)
