@@ -22,6 +22,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("plan-teacher", "nnunet_ts.cli.plan_teacher", "plan and preprocess a teacher dataset, segbox channel kept binary"),
     ("restrict-to-box", "nnunet_ts.cli.restrict_to_box", "set a teacher's predictions outside the dilated segbox to background"),
     ("soft-targets", "nnunet_ts.cli.soft_targets", "preprocess a student dataset's soft targets (teacher probabilities)"),
+    ("pseudolabel", "nnunet_ts.cli.pseudolabel", "run a trained teacher on the weak set and write a student dataset of soft targets"),
     ("tiny-plans", "nnunet_ts.cli.tiny_plans", "add a tiny CPU-sized configuration to a dataset's plans"),
     ("evaluate", "nnunet_ts.cli.evaluate", "DSC, DSC-TP and lesion-level F1 of predictions vs ground truth"),
 )

@@ -1,0 +1,155 @@
+"""A trained teacher, checked and loaded through nnU-Net's predictor, predicting foreground probability.
+
+The teacher is an nnU-Net model folder (``nnUNet_results/DatasetXXX/<Trainer>__<Plans>__<config>``)
+trained on CT (channel 0) + segbox (channel 1, named ``noNorm``). Folds are combined by soft voting:
+each fold's softmax probabilities, averaged (Baldeon Calisto's teacher ensemble); nnU-Net's own
+multi-fold prediction averages logits instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.pseudolabel.roi import box_regions, paste
+
+
+@dataclass(frozen=True)
+class TeacherSpec:
+    """Which teacher and how to run it.
+
+    Attributes:
+        model_folder: the trained model folder (holds plans.json, dataset.json, fold_X/).
+        folds: folds to average ("all" or integers as strings).
+        checkpoint: checkpoint file name in each fold folder.
+        mirroring: test-time mirroring (nnU-Net's default; 8 passes per patch in 3D).
+        tile_step_size: sliding-window step as a fraction of the patch (nnU-Net's 0.5).
+        device: "cpu" or "cuda".
+    """
+
+    model_folder: Path
+    folds: tuple[str, ...] = ("0",)
+    checkpoint: str = "checkpoint_final.pth"
+    mirroring: bool = False
+    tile_step_size: float = 0.5
+    device: str = "cpu"
+
+    def checkpoint_paths(self) -> dict[str, Path]:
+        return {f: Path(self.model_folder) / f"fold_{f}" / self.checkpoint for f in self.folds}
+
+
+def check_teacher(spec: TeacherSpec) -> dict:
+    """Check a teacher folder before anything is written; returns its provenance record.
+
+    Raises:
+        InputError: the folder, its plans/dataset.json or a fold's checkpoint is missing; the
+            teacher does not read exactly CT + segbox.
+    """
+    folder = Path(spec.model_folder)
+    for name in ("plans.json", "dataset.json"):
+        if not (folder / name).is_file():
+            raise InputError(f"teacher folder {folder} has no {name}; pass the trained model folder "
+                             f"(nnUNet_results/DatasetXXX_Name/<Trainer>__<Plans>__<configuration>)")
+    missing = [str(p) for p in spec.checkpoint_paths().values() if not p.is_file()]
+    if missing:
+        have = sorted(p.parent.name for p in folder.glob(f"fold_*/{spec.checkpoint}"))
+        raise InputError(f"teacher checkpoint {missing[0]} missing ({len(missing)} of {len(spec.folds)} "
+                         f"folds); trained folds with {spec.checkpoint}: {', '.join(have) or 'none'}; "
+                         f"pass --folds accordingly or finish training")
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    channels = dataset_json.get("channel_names", dataset_json.get("modality", {}))
+    names = [channels[k] for k in sorted(channels, key=int)]
+    if len(names) != 2 or names[1] != "noNorm":
+        raise InputError(f"teacher {folder} reads {len(names)} channel(s) {names}; pseudo-labelling "
+                         f"needs a box-guided teacher trained on CT + segbox (channels CT, noNorm), "
+                         f"e.g. BoxTeacherTrainer on a `nnunet_ts dataset teacher` dataset")
+    return {"teacher_folder": str(folder.resolve()), "folds": list(spec.folds),
+            "checkpoint": spec.checkpoint,
+            "checkpoint_sha256": {f: sha256(p) for f, p in spec.checkpoint_paths().items()},
+            "mirroring": spec.mirroring, "tile_step_size": spec.tile_step_size,
+            "nnunetv2_version": _version()}
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("nnunetv2")
+
+
+@dataclass
+class Teacher:
+    """A loaded teacher; ``predict`` gives the soft-voted foreground probability of one case."""
+
+    spec: TeacherSpec
+    _predictor: object = field(default=None, repr=False)
+    _fold_parameters: list = field(default_factory=list, repr=False)
+
+    @classmethod
+    def load(cls, spec: TeacherSpec) -> "Teacher":
+        import torch
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        check_teacher(spec)
+        _make_our_trainers_findable()
+        predictor = nnUNetPredictor(tile_step_size=spec.tile_step_size, use_gaussian=True,
+                                    use_mirroring=spec.mirroring,
+                                    perform_everything_on_device=spec.device == "cuda",
+                                    device=torch.device(spec.device), allow_tqdm=False)
+        folds = [f if f == "all" else int(f) for f in spec.folds]
+        predictor.initialize_from_trained_model_folder(str(spec.model_folder), folds, spec.checkpoint)
+        return cls(spec, predictor, list(predictor.list_of_parameters))
+
+    @property
+    def patch_size_mm(self) -> tuple[float, float, float]:
+        cm = self._predictor.configuration_manager
+        return tuple(float(p) * float(s) for p, s in zip(cm.patch_size, cm.spacing))
+
+    def predict(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx: Sequence[float],
+                mode: str = "roi", margin_mm: float = 20.0) -> np.ndarray:
+        """Foreground probability (float32, (z, y, x), the input grid) of one case.
+
+        ``mode="roi"``: only the regions of :func:`box_regions` (each box plus ``margin_mm``, at
+        least one teacher patch wide) are predicted and pasted into a map that is 0 elsewhere.
+        ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` would.
+        """
+        if mode == "full":
+            return self._predict_array(ct, segbox, spacing_zyx)
+        regions = box_regions(segbox, spacing_zyx, margin_mm, self.patch_size_mm)
+        return paste(ct.shape, regions,
+                     [self._predict_array(ct[r], segbox[r], spacing_zyx) for r in regions])
+
+    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx) -> np.ndarray:
+        image = np.stack([ct, segbox]).astype(np.float32)
+        properties = {"spacing": [float(s) for s in spacing_zyx]}
+        total = None
+        for parameters in self._fold_parameters:
+            self._predictor.list_of_parameters = [parameters]
+            _, probabilities = self._predictor.predict_single_npy_array(
+                image, properties, None, None, True)
+            foreground = np.asarray(probabilities[1], dtype=np.float64)
+            total = foreground if total is None else total + foreground
+        return (total / len(self._fold_parameters)).astype(np.float32)
+
+
+def _make_our_trainers_findable() -> None:
+    """nnU-Net looks trainer classes up through nnUNet_extTrainer: make sure ours are on it."""
+    from nnunet_ts.cli.env import trainers_dir
+
+    ours = str(trainers_dir())
+    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    if ours not in current:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join([ours, *current])

@@ -1,0 +1,232 @@
+"""The pseudo-label step on a tiny CPU teacher: the dataset it writes, its soft targets against
+nnU-Net's predictor, resume after a kill, shards + merge, and the errors that write nothing."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from case_factory import SHAPE, write_cases
+from nnunet_ts.cli.main import main
+from nnunet_ts.errors import InputError
+from nnunet_ts.image_io import read_image, write_image
+from nnunet_ts.pseudolabel.roi import box_regions, paste
+
+BIN = Path(sys.executable).parent
+TEACHER_ID, STUDENT_ID, WEAK_ID = 911, 912, 913
+TRAINER = "BoxTeacherTinyBudgetTrainer"
+
+
+def _run(cmd: str, env: dict) -> str:
+    result = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"{cmd}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+def _shell_env(root: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
+    return env
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    """Teacher, student and weak datasets of hand-made cases, and a teacher trained on 2 folds."""
+    root = tmp_path_factory.mktemp("pseudolabel")
+    write_cases(root / "cases", n_strong=6, n_weak=4, n_test=0)
+    with pytest.MonkeyPatch.context() as mp:
+        for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+            mp.setenv(v, str(root / v))
+            (root / v).mkdir()
+        for kind, did, name in (("teacher", TEACHER_ID, "T"), ("student", STUDENT_ID, "S"),
+                                ("weak", WEAK_ID, "W")):
+            assert main(["dataset", kind, "--cases", str(root / "cases"), "-d", str(did), "-n", name]) == 0
+        assert main(["plan-teacher", "-d", str(TEACHER_ID), "-np", "1"]) == 0
+        assert main(["tiny-plans", "-d", str(TEACHER_ID), "--patch", "16", "32", "32"]) == 0
+    prefix = f'eval "$(nnunet_ts env --root {root})" && nnUNet_n_proc_DA=0 '
+    for fold in (0, 1):
+        _run(prefix + f"nnUNetv2_train {TEACHER_ID} 3d_tiny {fold} -tr {TRAINER} -device cpu", _shell_env(root))
+    return root
+
+
+@pytest.fixture
+def env(root, monkeypatch):
+    for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
+        monkeypatch.setenv(v, str(root / v))
+    return root
+
+
+def _teacher(root: Path) -> Path:
+    return root / "nnUNet_results" / f"Dataset{TEACHER_ID}_T" / f"{TRAINER}__nnUNetPlans__3d_tiny"
+
+
+def _args(root: Path, did: int, *extra: str, folds=("0", "1")) -> list[str]:
+    return ["pseudolabel", "--teacher", str(_teacher(root)), "--folds", *folds, "--weak", str(WEAK_ID),
+            "--strong", str(STUDENT_ID), "-d", str(did), "-n", f"P{did}", "--device", "cpu", *extra]
+
+
+def _dataset(root: Path, did: int) -> Path:
+    return root / "nnUNet_raw" / f"Dataset{did}_P{did}"
+
+
+def _contents(folder: Path) -> dict:
+    """Voxel data of every image and the per-case metadata of a written student dataset."""
+    out = {}
+    for path in sorted(folder.rglob("*.nii.gz")):
+        array, geometry = read_image(path)
+        out[str(path.relative_to(folder))] = (array.tobytes(), geometry)
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    provenance = dataset_json.pop("nnunet_ts_pseudolabel")
+    provenance.pop("date")
+    dataset_json.pop("name")
+    out["dataset.json"] = (dataset_json, provenance)
+    quality = json.loads((folder / "pseudolabel_quality.json").read_text())["cases"]
+    out["quality"] = quality
+    return out
+
+
+def test_regions_cover_each_box_with_margin_and_do_not_overlap():
+    segbox = np.zeros((20, 60, 60), np.uint8)
+    segbox[5:8, 10:14, 10:14] = 1
+    segbox[5:8, 16:20, 10:14] = 1   # 2 voxels (3 mm) away: merged with the first
+    segbox[15:17, 45:50, 45:50] = 1
+    regions = box_regions(segbox, (3.0, 1.5, 1.5), margin_mm=4.5, min_size_mm=(0, 0, 0))
+    assert regions == [(slice(3, 10), slice(7, 23), slice(7, 17)), (slice(13, 19), slice(42, 53), slice(42, 53))]
+    # at least a patch wide, shifted inside the image at the border
+    regions = box_regions(segbox, (3.0, 1.5, 1.5), margin_mm=0, min_size_mm=(30, 30, 30))
+    assert all(r.stop - r.start >= 10 for region in regions for r in region[:1])
+    assert all(0 <= r.start and r.stop <= n for region in regions for r, n in zip(region, segbox.shape))
+    assert box_regions(np.zeros((4, 4, 4)), (1, 1, 1), 5.0) == []
+    full = paste((4, 4, 4), [(slice(0, 2), slice(0, 2), slice(0, 2))], [np.full((2, 2, 2), 0.25)])
+    assert full.sum() == 2.0 and full.dtype == np.float32
+
+
+def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
+    from nnunet_ts.pseudolabel.teacher import sha256
+    from nnunet_ts.student_dataset import read_sources
+
+    assert main(_args(env, 921)) == 0
+    folder = _dataset(env, 921)
+    dataset_json = json.loads((folder / "dataset.json").read_text())
+    sources = read_sources(dataset_json)
+    assert sorted(c for c, s in sources.items() if s == "pseudo") == [f"case_{i:03d}" for i in range(6, 10)]
+    assert sorted(c for c, s in sources.items() if s == "strong") == [f"case_{i:03d}" for i in range(6)]
+    provenance = dataset_json["nnunet_ts_pseudolabel"]
+    assert provenance["folds"] == ["0", "1"] and provenance["mode"] == "roi"
+    assert provenance["margin_mm"] == 20.0 and provenance["nnunetv2_version"].startswith("2.")
+    assert provenance["checkpoint_sha256"]["1"] == sha256(_teacher(env) / "fold_1" / "checkpoint_final.pth")
+    for i in range(6, 10):
+        case = f"case_{i:03d}"
+        soft, geometry = read_image(folder / "softTargetsTr" / f"{case}.nii.gz")
+        mask, _ = read_image(folder / "labelsTr" / f"{case}.nii.gz")
+        segbox, _ = read_image(folder / "segboxesTr" / f"{case}.nii.gz")
+        weak_box, _ = read_image(env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs" / f"{case}_0001.nii.gz")
+        assert soft.dtype == np.float32 and 0 <= soft.min() and soft.max() <= 1 and soft.shape == SHAPE
+        np.testing.assert_array_equal(mask, soft >= 0.5)
+        np.testing.assert_array_equal(segbox, weak_box)
+    report = (folder / "pseudolabel_quality.csv").read_text().splitlines()
+    assert report[0].startswith("case_id,predicted_volume_mm3") and len(report) == 5
+    assert not (env / "nnUNet_raw" / f".Dataset921_P921.pseudolabel").exists()
+    _run(f'eval "$(nnunet_ts env --root {env})" && nnUNetv2_plan_and_preprocess -d 921 -c 3d_fullres '
+         f"-np 1 --verify_dataset_integrity", _shell_env(env))
+
+
+def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
+    """Full mode, one fold: the soft target is nnUNetv2_predict's saved probability of class 1."""
+    assert main(_args(env, 922, "--mode", "full", folds=("0",))) == 0
+    pred = tmp_path / "pred"
+    weak_images = env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs"
+    _run(f'eval "$(nnunet_ts env --root {env})" && nnUNetv2_predict -i {weak_images} -o {pred} '
+         f"-d {TEACHER_ID} -c 3d_tiny -f 0 -tr {TRAINER} -device cpu --save_probabilities", _shell_env(env))
+    for i in range(6, 10):
+        case = f"case_{i:03d}"
+        soft, _ = read_image(_dataset(env, 922) / "softTargetsTr" / f"{case}.nii.gz")
+        expected = np.load(pred / f"{case}.npz")["probabilities"][1]
+        # nnU-Net sums the sliding-window logits in float16: two processes with other thread counts
+        # may round logits a few float16 steps (2^-11 relative) apart; a wrong fold, mode or
+        # nonlinearity differs by orders of magnitude more
+        np.testing.assert_allclose(soft, expected, atol=2e-3)
+        assert np.abs(soft - expected).mean() < 5e-5
+
+
+def test_killed_run_resumes_to_identical_data(env, monkeypatch):
+    from nnunet_ts.pseudolabel import run as run_module
+
+    calls = {"n": 0}
+    original = run_module._pseudo_label_case
+
+    def dies_after_two(*args, **kwargs):
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "_pseudo_label_case", dies_after_two)
+    assert main(_args(env, 923)) == 130
+    assert not _dataset(env, 923).exists()
+    work = env / "nnUNet_raw" / ".Dataset923_P923.pseudolabel" / "cases"
+    assert len([p for p in work.iterdir() if not p.name.startswith(".")]) == 2
+    monkeypatch.setattr(run_module, "_pseudo_label_case", original)
+    assert main(_args(env, 923)) == 0
+    if not _dataset(env, 921).exists():
+        assert main(_args(env, 921)) == 0
+    assert _contents(_dataset(env, 923)) == _contents(_dataset(env, 921))
+
+
+def test_two_shards_and_merge_equal_one_run(env, capsys):
+    assert main(_args(env, 924, "--num-parts", "2", "--part-id", "1")) == 0
+    assert "rerun with --merge" in capsys.readouterr().out
+    assert main(_args(env, 924, "--num-parts", "2", "--merge")) == 2
+    assert "have no pseudo label yet" in capsys.readouterr().err
+    assert main(_args(env, 924, "--num-parts", "2", "--part-id", "0")) == 0
+    assert not _dataset(env, 924).exists()
+    assert main(_args(env, 924, "--num-parts", "2", "--merge")) == 0
+    if not _dataset(env, 921).exists():
+        assert main(_args(env, 921)) == 0
+    assert _contents(_dataset(env, 924)) == _contents(_dataset(env, 921))
+
+
+def _nothing_written(root: Path, did: int) -> bool:
+    raw = root / "nnUNet_raw"
+    return not any(p.name.startswith((f"Dataset{did}_", f".Dataset{did}_")) for p in raw.iterdir())
+
+
+def test_bad_inputs_give_one_error_and_write_nothing(env, capsys, tmp_path):
+    assert main(_args(env, 931, folds=("0", "3"))) == 2
+    assert "fold_3" in capsys.readouterr().err and _nothing_written(env, 931)
+
+    ct_only = tmp_path / "ct_only_teacher"
+    shutil.copytree(_teacher(env), ct_only)
+    dataset_json = json.loads((ct_only / "dataset.json").read_text())
+    dataset_json["channel_names"] = {"0": "CT"}
+    (ct_only / "dataset.json").write_text(json.dumps(dataset_json))
+    args = _args(env, 932)
+    args[args.index("--teacher") + 1] = str(ct_only)
+    assert main(args) == 2
+    assert "reads 1 channel(s)" in capsys.readouterr().err and _nothing_written(env, 932)
+
+    weak = tmp_path / "weak"
+    shutil.copytree(env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W", weak)
+    box, geometry = read_image(weak / "imagesTs" / "case_008_0001.nii.gz")
+    write_image(weak / "imagesTs" / "case_008_0001.nii.gz", np.zeros_like(box), geometry)
+    args = _args(env, 933)
+    args[args.index("--weak") + 1] = str(weak)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "case_008 has an empty segbox" in err and "--allow-empty-boxes" in err
+    assert _nothing_written(env, 933)
+    (weak / "imagesTs" / "case_008_0001.nii.gz").unlink()
+    assert main(args) == 2
+    assert "case_008 has no segbox channel" in capsys.readouterr().err and _nothing_written(env, 933)
+
+    assert main(_args(env, STUDENT_ID)) == 2
+    assert "already exists" in capsys.readouterr().err and _nothing_written(env, 934)
+    with pytest.raises(InputError, match="mode"):
+        from nnunet_ts.pseudolabel.run import PseudoLabelJob
+        from nnunet_ts.pseudolabel.teacher import TeacherSpec
+
+        PseudoLabelJob(TeacherSpec(Path(".")), Path("."), Path("."), 1, "x", Path("."), mode="fast")
