@@ -83,7 +83,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--iterations", type=int, default=25, help="training iterations per epoch")
-    ap.add_argument("--parallel", action="store_true", help="train the three networks at once")
+    ap.add_argument("--parallel", action="store_true", help="train the networks at once")
+    ap.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=list(RUNS),
+                    help="which networks to train and test")
     ap.add_argument("--np", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="CPU workers")
     args = ap.parse_args()
 
@@ -133,6 +135,8 @@ def main() -> int:
     procs = []
     t0 = time.time()
     for name, (did, trainer) in RUNS.items():
+        if name not in args.runs:
+            continue
         final = list(results.glob(f"Dataset{did}_*/{trainer}__nnUNetPlans__{CONFIG}/fold_all/checkpoint_final.pth"))
         if final:
             continue
@@ -163,6 +167,8 @@ def main() -> int:
 
     table = {}
     for name, inputs in tests.items():
+        if name not in args.runs:
+            continue
         did, trainer = RUNS[name]
         for label, folder in inputs.items():
             pred = out / "predictions" / f"{name}__{label.replace(' ', '_')}"

@@ -1,0 +1,144 @@
+"""Pseudo-labelling cost: ROI mode vs nnU-Net's whole-volume prediction, with the same teacher.
+
+Builds a box teacher (compact synthetic cases, planned at 1.5 x 1.0 x 1.0 mm like a clinical
+teacher, tiny CPU configuration, a short training), then pseudo-labels clinical-size synthetic CTs
+(default 200 x 512 x 512 voxels, 0.6-1.0 mm in-plane, tumours 10-60 mm) case by case, side by side:
+
+  roi    nnunet_ts pseudolabel --mode roi (boxes + 20 mm, at least one patch)
+  full   nnUNetv2_predict on the whole volume (--save_probabilities), the stock command
+
+and prints per case and in total: seconds, the full/ROI time ratio, peak resident memory of each
+command, and the Dice of the two thresholded (0.5) maps inside the ROI regions.
+
+    python scripts/bench_pseudolabel.py OUT [--cases 3] [--shape 200 512 512] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+TEACHER_ID, STRONG_ID, WEAK_ID = 801, 802, 803
+
+
+def run(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of one command."""
+    t0 = time.perf_counter()
+    with log.open("a") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        p = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(p.pid, 0)
+    if status != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)} (see {log})")
+    return time.perf_counter() - t0, usage.ru_maxrss / 2**20
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--cases", type=int, default=3)
+    ap.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512], metavar=("Z", "Y", "X"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--trainer", default="BoxTeacherTinyBudgetTrainer",
+                    help="teacher trainer (the timing does not depend on how well it is trained)")
+    args = ap.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "bench.log"
+    env = dict(os.environ, **{v: str(out / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["nnUNet_extTrainer"] = subprocess.run([str(BIN / "nnunet_ts"), "env"], capture_output=True, text=True,
+                                              check=True).stdout.strip().split("=", 1)[1].strip("'")
+    env.setdefault("nnUNet_def_n_proc", "2")
+    plan_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
+    nt = str(BIN / "nnunet_ts")
+
+    if not (out / "teacher_cases" / "cases.csv").is_file():
+        run([nt, "synth", str(out / "teacher_cases"), "--n-strong", "8", "--n-weak", "0", "--n-test", "0"], env, log)
+    if not (out / "weak_cases" / "cases.csv").is_file():
+        run([nt, "synth", str(out / "weak_cases"), "--n-strong", "0", "--n-weak", str(args.cases), "--n-test", "0",
+             "--preset", "clinical", "--shape", *map(str, args.shape), "--seed", "7"], env, log)
+    raw = out / "nnUNet_raw"
+    for kind, did, cases in (("teacher", TEACHER_ID, "teacher_cases"), ("student", STRONG_ID, "teacher_cases"),
+                             ("weak", WEAK_ID, "weak_cases")):
+        if not list(raw.glob(f"Dataset{did}_*")):
+            run([nt, "dataset", kind, "--cases", str(out / cases), "-d", str(did), "-n", f"Bench{kind}",
+                 "--allow-empty-boxes"] if kind == "weak" else
+                [nt, "dataset", kind, "--cases", str(out / cases), "-d", str(did), "-n", f"Bench{kind}"], env, log)
+    pre = out / "nnUNet_preprocessed"
+    if not list(pre.glob(f"Dataset{TEACHER_ID}_*/nnUNetPlans.json")):
+        donor = pre / "Dataset804_Spacing"
+        donor.mkdir(parents=True, exist_ok=True)
+        (donor / "nnUNetPlans.json").write_text(json.dumps({
+            "dataset_name": donor.name, "plans_name": "nnUNetPlans",
+            "configurations": {"3d_fullres": {"spacing": [1.5, 1.0, 1.0]}}}))
+        run([nt, "plan-teacher", "-d", str(TEACHER_ID), "--spacing-from", "804", "-np", "2"], plan_env, log)
+        run([nt, "tiny-plans", "-d", str(TEACHER_ID)], env, log)
+    model = next(iter((out / "nnUNet_results").glob(f"Dataset{TEACHER_ID}_*")), None)
+    model = model / f"{args.trainer}__nnUNetPlans__3d_tiny" if model else None
+    if model is None or not (model / "fold_0" / "checkpoint_final.pth").is_file():
+        run([str(BIN / "nnUNetv2_train"), str(TEACHER_ID), "3d_tiny", "0", "-tr", args.trainer, "-device",
+             args.device], dict(env, nnUNet_n_proc_DA="0"), log)
+        model = next((out / "nnUNet_results").glob(f"Dataset{TEACHER_ID}_*")) / f"{args.trainer}__nnUNetPlans__3d_tiny"
+
+    from nnunet_ts.image_io import read_image
+    from nnunet_ts.pseudolabel.roi import box_regions
+
+    weak_images = next(raw.glob(f"Dataset{WEAK_ID}_*")) / "imagesTs"
+    cases = sorted(p.name[:-len("_0000.nii.gz")] for p in weak_images.glob("*_0000.nii.gz"))
+    plans = json.loads((model / "plans.json").read_text())["configurations"]
+    tiny = plans["3d_tiny"]
+    base = plans[tiny.get("inherits_from", "3d_fullres")]
+    patch_mm = tuple(p * s for p, s in zip(tiny.get("patch_size", base.get("patch_size")), base["spacing"]))
+    rows = []
+    print(f"teacher {model.name}, patch {patch_mm} mm; {len(cases)} weak CTs of {args.shape} voxels", flush=True)
+    print("| case | ROI s | full s | full / ROI | ROI peak GiB | full peak GiB | Dice in ROIs |")
+    print("|---|---|---|---|---|---|---|")
+    for i, case in enumerate(cases):
+        single = out / "single" / case
+        shutil.rmtree(single, ignore_errors=True)
+        (single / "imagesTs").mkdir(parents=True)
+        for ch in ("0000", "0001"):
+            os.symlink(weak_images / f"{case}_{ch}.nii.gz", single / "imagesTs" / f"{case}_{ch}.nii.gz")
+        (single / "dataset.json").write_text((weak_images.parent / "dataset.json").read_text())
+        roi_id = 850 + i
+        shutil.rmtree(raw / f"Dataset{roi_id}_BenchROI", ignore_errors=True)
+        roi_s, roi_gib = run([nt, "pseudolabel", "--teacher", str(model), "--weak", str(single), "--strong",
+                              str(STRONG_ID), "-d", str(roi_id), "-n", "BenchROI", "--device", args.device,
+                              "--allow-empty-boxes", "--overwrite"], env, log)
+        full_dir = out / "full" / case
+        shutil.rmtree(full_dir, ignore_errors=True)
+        full_s, full_gib = run([str(BIN / "nnUNetv2_predict"), "-i", str(single / "imagesTs"), "-o", str(full_dir),
+                                "-d", str(TEACHER_ID), "-c", "3d_tiny", "-f", "0", "-tr", args.trainer,
+                                "-device", args.device, "--save_probabilities", "-npp", "1", "-nps", "1"], env, log)
+        roi_map, geometry = read_image(raw / f"Dataset{roi_id}_BenchROI" / "softTargetsTr" / f"{case}.nii.gz")
+        full_map = np.load(full_dir / f"{case}.npz")["probabilities"][1]
+        segbox, _ = read_image(weak_images / f"{case}_0001.nii.gz")
+        inside = np.zeros(segbox.shape, bool)
+        for region in box_regions(segbox, geometry.spacing_zyx, 20.0, patch_mm):
+            inside[region] = True
+        a, b = roi_map[inside] >= 0.5, full_map[inside] >= 0.5
+        dice = 1.0 if a.sum() + b.sum() == 0 else 2 * (a & b).sum() / (a.sum() + b.sum())
+        rows.append((roi_s, full_s, roi_gib, full_gib, dice))
+        print(f"| {case} | {roi_s:.1f} | {full_s:.1f} | {full_s / roi_s:.1f}x | {roi_gib:.2f} | {full_gib:.2f} | "
+              f"{dice:.4f} |", flush=True)
+    r = np.array(rows)
+    print(f"| all | {r[:, 0].sum():.1f} | {r[:, 1].sum():.1f} | {r[:, 1].sum() / r[:, 0].sum():.1f}x | "
+          f"{r[:, 2].max():.2f} | {r[:, 3].max():.2f} | min {r[:, 4].min():.4f} |")
+    print("ROI times include loading the teacher and checking inputs (one command per case, as a shard would);"
+          " nnUNetv2_predict likewise starts once per case. The ROI command also copies the strong cases"
+          " into its dataset.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
