@@ -13,8 +13,7 @@ import torch
 
 from case_factory import GEOMETRY
 from nnunet_ts.cli.main import main
-from nnunet_ts.student_dataset import write_student_dataset
-from student_factory import write_student_cases
+from student_factory import plan_student_dataset
 
 STUDENT_ID = 906
 TARGET_SPACING = [2.0, 1.0, 1.0]
@@ -26,27 +25,6 @@ def _env(root: Path) -> dict:
     return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
 
 
-def plan_student_dataset(root: Path, dataset_id: int, name: str, spacing=TARGET_SPACING) -> None:
-    """Write, plan (3d_fullres at ``spacing``), preprocess, add 3d_tiny; nnUNet_* env set by caller."""
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
-
-    cases = write_student_cases(root / "cases", N_STRONG, N_PSEUDO, zero_border_case=CROPPED_CASE)
-    write_student_dataset(cases, dataset_id, name, os.environ["nnUNet_raw"], num_folds=2)
-    extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True)
-    da_workers = os.environ.pop("nnUNet_n_proc_DA", None)  # nnU-Net 2.8.1's planner fails with 0
-    try:
-        _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
-    finally:
-        if da_workers is not None:
-            os.environ["nnUNet_n_proc_DA"] = da_workers
-    preprocess_dataset(dataset_id, plans_identifier, configurations=["3d_fullres"], num_processes=[1])
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{dataset_id:03d}_{name}"
-    raw = Path(os.environ["nnUNet_raw"]) / preprocessed.name
-    (preprocessed / "splits_final.json").write_text((raw / "splits_final.json").read_text())
-    assert main(["tiny-plans", "-d", str(dataset_id), "--patch", "16", "32", "32"]) == 0
-
-
 @pytest.fixture(scope="module")
 def student_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("student")
@@ -54,7 +32,7 @@ def student_root(tmp_path_factory):
         for k, v in _env(root).items():
             mp.setenv(k, v)
             Path(v).mkdir()
-        plan_student_dataset(root, STUDENT_ID, "Soft")
+        plan_student_dataset(root, STUDENT_ID, "Soft", N_STRONG, N_PSEUDO, TARGET_SPACING, CROPPED_CASE)
     return root
 
 
