@@ -253,3 +253,42 @@ def test_balanced_trainer_draws_strong_and_pseudo_one_to_one(student_env):
     drawn = dataset_tr.identifiers
     strong = sum(trainer.sources[i] == "strong" for i in drawn)
     assert strong * 2 == len(drawn)
+
+
+@pytest.mark.parametrize("name, budget, mirroring", [
+    ("TeacherStudentTrainer", (1000, 250, 50), True),
+    ("TeacherStudentBaldeonCalistoTrainer", (1000, 250, 50), True),
+    ("TeacherStudentBalancedTrainer", (1000, 250, 50), True),
+    ("TeacherStudentTinyBudgetTrainer", (2, 4, 2), False),
+    ("TeacherStudentShortBudgetTrainer", (25, 20, 5), False),
+])
+def test_every_student_trainer_is_found_built_and_steps(student_env, monkeypatch, name, budget, mirroring):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_ts.cli.env import trainers_dir
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    assert recursive_find_trainer_class_by_name(name).__name__ == name
+    trainer = _trainer(name)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
+    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    trainer.dataloader_train, _ = trainer.get_dataloaders()
+    assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
+    trainer.network.train()
+    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
+
+
+def test_without_sources_every_case_is_strong(student_env):
+    import nnunet_ts.trainers.teacher_student_trainers as trainers
+
+    pre = _preprocessed(student_env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    del dataset_json["nnunet_ts_sources"]
+    trainer = trainers.TeacherStudentTrainer(plans, "3d_tiny", 0, dataset_json, device=torch.device("cpu"))
+    trainer.initialize()
+    dataset_tr, _ = trainer.get_tr_and_val_datasets()
+    assert trainer.sources == {} and not dataset_tr.pseudo_cases
+    batch = next(trainer.get_dataloaders()[0])
+    assert set(torch.unique(batch["target"][0]).tolist()) <= {0.0, 1.0}  # nnU-Net's masks

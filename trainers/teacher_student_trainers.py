@@ -44,7 +44,8 @@ class TeacherStudentTrainer(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         where = f"dataset.json of {self.plans_manager.dataset_name}"
-        self.sources = read_sources(dataset_json)
+        # a dataset without sources (e.g. `nnunet_ts dataset student`) holds human masks only
+        self.sources = read_sources(dataset_json) if "nnunet_ts_sources" in dataset_json else {}
         lm = self.label_manager
         if lm.has_regions or lm.has_ignore_label or len(lm.foreground_labels) != 1:
             raise InputError(f"{where}: the student learns one foreground probability; labels must be "
@@ -69,6 +70,9 @@ class TeacherStudentTrainer(nnUNetTrainer):
         from nnunet_ts.student_dataset import soft_targets_folder
 
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        if not self.sources:
+            self.print_to_log_file("dataset.json has no 'nnunet_ts_sources': every case is strong, "
+                                   "so this is nnU-Net's training (write pseudo cases with write_student_dataset)")
         pseudo = pseudo_case_ids(self.sources, [*dataset_tr.identifiers, *dataset_val.identifiers])
         raw_dataset = Path(nnUNet_raw.get() or ".") / self.plans_manager.dataset_name
         ensure_soft_targets(self.preprocessed_dataset_folder, soft_targets_folder(raw_dataset, self.dataset_json),
