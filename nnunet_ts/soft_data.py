@@ -1,12 +1,15 @@
-"""Loading soft targets with nnU-Net's data loader, unchanged: the soft target rides as an image channel.
+"""Loading soft targets with nnU-Net's data loader, unchanged: the soft target rides as a seg channel.
 
-nnU-Net's ``nnUNetDataLoader`` crops ``data`` (float) and ``seg`` (cast to int16) with the same
-box, then runs the augmentation pipeline on ``image`` and ``segmentation``. A probability map cast to
-int16 is lost, so :class:`SoftTargetDataset` hands the loader each pseudo case's soft target as one
-extra channel *of the image*: it is cropped and padded (with 0, background) exactly like the CT, in
-float. The augmentation pipeline then moves it out of the image first thing
-(``soft_transforms.StashSoftTargetTransform``). Strong cases get no extra channel: their target is
-nnU-Net's own mask, so the channel count tells the pipeline the case's source.
+nnU-Net's ``nnUNetDataLoader`` crops ``data`` and ``seg`` with the same box (``seg`` cast to int16,
+padded with -1) and runs the augmentation pipeline on ``image`` and ``segmentation``. A probability
+map cast to int16 is lost, but its 8-bit quantisation ``round(255 p)`` (how it is stored,
+``soft_targets.quantize``) is an integer from 0 to 255 and survives the cast exactly. So
+:class:`SoftTargetDataset` hands the loader each pseudo case's stored soft target as a second channel
+of ``seg``: it is cropped and padded exactly like the mask, at 2 bytes a voxel. The augmentation
+pipeline moves it out of the segmentation first thing, before anything interpolates labels
+(``soft_transforms.StashSoftTargetTransform``), the way nnU-Net's cascade carries the previous
+stage's segmentation as seg channel 1. Strong cases keep a one-channel ``seg``, so the channel count
+tells the pipeline a case's source.
 
 ``source_weighted_identifiers`` draws strong and pseudo cases at a chosen ratio through the same
 loader: it repeats identifiers so that nnU-Net's uniform draw hits them with the wanted probability.
@@ -19,23 +22,23 @@ from typing import Sequence
 
 import numpy as np
 
-from nnunet_ts.soft_targets import QUANTIZATION_LEVELS, soft_target_file
+from nnunet_ts.soft_targets import soft_target_file
 
 
 class StackedSoftChannel:
-    """A case's data (C, z, y, x) with its stored soft target as channel C, read lazily on slicing.
+    """A case's seg (1, z, y, x) with its stored soft target (uint8, z, y, x) as channel 1, lazily.
 
-    Only what ``crop_and_pad_nd`` uses: ``shape`` and ``[slices]`` (channel slice first), which
-    returns float32 (C + 1, ...): the data's patch and the dequantised soft target's patch.
+    Only what ``crop_and_pad_nd`` uses: ``shape``, ``ndim`` and ``[slices]`` (channel slice first),
+    which returns int16 (2, ...): the mask's patch and the soft target's patch (0-255).
     """
 
-    def __init__(self, data, soft_uint8: np.ndarray):
-        if tuple(data.shape[1:]) != tuple(soft_uint8.shape):
-            raise ValueError(f"soft target shape {tuple(soft_uint8.shape)} differs from the data's "
-                             f"{tuple(data.shape[1:])}; preprocess the soft targets again "
+    def __init__(self, seg, soft_uint8: np.ndarray):
+        if tuple(seg.shape[1:]) != tuple(soft_uint8.shape):
+            raise ValueError(f"soft target shape {tuple(soft_uint8.shape)} differs from the case's "
+                             f"{tuple(seg.shape[1:])}; preprocess the soft targets again "
                              f"(nnunet_ts soft-targets ... --overwrite)")
-        self._data, self._soft = data, soft_uint8
-        self.shape = (data.shape[0] + 1, *data.shape[1:])
+        self._seg, self._soft = seg, soft_uint8
+        self.shape = (seg.shape[0] + 1, *seg.shape[1:])
         self.ndim = len(self.shape)
 
     def __getitem__(self, index):
@@ -43,18 +46,19 @@ class StackedSoftChannel:
         if index and index[0] != slice(None):
             raise IndexError("StackedSoftChannel supports slicing all channels only")
         spatial = index[1:]
-        data = np.asarray(self._data[(slice(None), *spatial)], dtype=np.float32)
-        soft = np.asarray(self._soft[spatial], dtype=np.float32)[None]
-        soft *= np.float32(1.0 / QUANTIZATION_LEVELS)
-        return np.concatenate([data, soft], axis=0)
+        seg = np.asarray(self._seg[(slice(None), *spatial)])
+        out = np.empty((self.shape[0], *seg.shape[1:]), dtype=np.int16)
+        out[:-1] = seg
+        out[-1] = self._soft[spatial]
+        return out
 
 
 class SoftTargetDataset:
-    """Wraps an nnU-Net dataset (blosc2 or numpy): pseudo cases load with their soft target channel.
+    """Wraps an nnU-Net dataset (blosc2 or numpy): pseudo cases load with their soft target as seg channel 1.
 
     Args:
         dataset: an ``nnUNetBaseDataset`` of the configuration's data folder.
-        pseudo_cases: identifiers whose soft target (``<case>_soft.npy``) is stacked onto the data.
+        pseudo_cases: identifiers whose soft target (``<case>_soft.npy``) is stacked onto the seg.
         identifiers: what the data loader draws from (default: the dataset's; may repeat cases,
             see :func:`source_weighted_identifiers`).
     """
@@ -64,16 +68,20 @@ class SoftTargetDataset:
         self.source_folder = dataset.source_folder
         self.pseudo_cases = frozenset(pseudo_cases)
         self.identifiers = list(dataset.identifiers if identifiers is None else identifiers)
+        self._soft: dict[str, np.ndarray] = {}  # memory maps, opened once per process
 
     def __getitem__(self, identifier):
         return self.load_case(identifier)
 
     def load_case(self, identifier):
-        """(data, seg, seg_prev, properties) as nnU-Net's ``load_case``; data + soft channel for pseudo."""
+        """(data, seg, seg_prev, properties) as nnU-Net's ``load_case``; seg + soft channel for pseudo."""
         data, seg, seg_prev, properties = self.dataset.load_case(identifier)
         if identifier in self.pseudo_cases:
-            soft = np.load(soft_target_file(self.source_folder, identifier), mmap_mode="r")
-            data = StackedSoftChannel(data, soft)
+            soft = self._soft.get(identifier)
+            if soft is None:
+                soft = np.load(soft_target_file(self.source_folder, identifier), mmap_mode="r")
+                self._soft[identifier] = soft
+            seg = StackedSoftChannel(seg, soft)
         return data, seg, seg_prev, properties
 
 

@@ -18,8 +18,9 @@ Per-sample weights (one per case source, strong or pseudo) scale each sample's s
 sums in batch Dice, its term in per-sample Dice, cross-entropy and L1. All weights 1 is nnU-Net's
 plain union of the two sets.
 
-Shapes: network output ``x`` (B, C, z, y, x) logits; target (B, C, z, y, x) soft one-hot
-(``t[:, 0] = 1 - p``, ``t[:, 1] = p`` for one foreground class), values in [0, 1].
+Shapes: network output ``x`` (B, 2, z, y, x) logits (background, tumour); target either the
+foreground probability p (B, 1, z, y, x) or its soft one-hot (B, 2, z, y, x) = ``[1 - p, p]``,
+values in [0, 1].
 """
 from __future__ import annotations
 
@@ -160,10 +161,13 @@ class SoftTargetLoss(nn.Module):
         return weights, is_pseudo
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """logits (B, C, ...), target (B, C, ...) soft one-hot in [0, 1]. Returns a scalar."""
+        """logits (B, 2, ...); target (B, 1, ...) foreground probability or (B, 2, ...) soft one-hot.
+        Returns a scalar."""
+        if target.shape[1] == 1 and logits.shape[1] == 2 and target.shape[2:] == logits.shape[2:]:
+            target = soft_one_hot(target.to(torch.float32))
         if target.shape != logits.shape:
-            raise ValueError(f"target shape {tuple(target.shape)} must equal the output shape "
-                             f"{tuple(logits.shape)} (a soft one-hot target)")
+            raise ValueError(f"target shape {tuple(target.shape)} must be the output's {tuple(logits.shape)} "
+                             f"(soft one-hot) or have one channel (foreground probability)")
         weights, is_pseudo = self._sample_weights(logits.shape[0], logits.device)
         target = target.to(torch.float32)
         c = self.config

@@ -7,6 +7,7 @@ slices of exactly 0 in its CT, so nnU-Net's crop to the nonzero region really cr
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from scipy import ndimage
 
 from case_factory import GEOMETRY, make_ct, make_mask
 from nnunet_ts.image_io import write_image
-from nnunet_ts.student_dataset import StudentCase
+from nnunet_ts.cli.main import main
+from nnunet_ts.student_dataset import StudentCase, write_student_dataset
 
 
 def soft_target_of(mask: np.ndarray) -> np.ndarray:
@@ -45,3 +47,26 @@ def write_student_cases(folder: Path, n_strong: int = 4, n_pseudo: int = 4,
             write_image(soft_path, soft_target_of(mask), GEOMETRY)
             cases.append(StudentCase(case_id, ct_path, "pseudo", soft_target=soft_path, patient_id=patient))
     return cases
+
+
+def plan_student_dataset(root: Path, dataset_id: int, name: str, n_strong: int, n_pseudo: int,
+                         spacing, zero_border_case: int | None = None) -> None:
+    """Write a student dataset, plan 3d_fullres at ``spacing`` (nnU-Net's axis order, mm), preprocess
+    it, install the splits and add ``3d_tiny`` (patch 16 x 32 x 32). nnUNet_* variables set by the caller."""
+    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
+        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
+
+    cases = write_student_cases(root / "cases", n_strong, n_pseudo, zero_border_case)
+    write_student_dataset(cases, dataset_id, name, os.environ["nnUNet_raw"], num_folds=2)
+    extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True)
+    da_workers = os.environ.pop("nnUNet_n_proc_DA", None)  # nnU-Net 2.8.1's planner fails with 0
+    try:
+        _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
+    finally:
+        if da_workers is not None:
+            os.environ["nnUNet_n_proc_DA"] = da_workers
+    preprocess_dataset(dataset_id, plans_identifier, configurations=["3d_fullres"], num_processes=[1])
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{dataset_id:03d}_{name}"
+    raw = Path(os.environ["nnUNet_raw"]) / preprocessed.name
+    (preprocessed / "splits_final.json").write_text((raw / "splits_final.json").read_text())
+    assert main(["tiny-plans", "-d", str(dataset_id), "--patch", "16", "32", "32"]) == 0

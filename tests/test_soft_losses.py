@@ -123,7 +123,9 @@ def test_wrong_target_shape_and_sources_length():
     loss = SoftTargetLoss()
     logits, labels = _batch(0)
     with pytest.raises(ValueError, match="soft one-hot"):
-        loss(logits, labels.float())
+        loss(logits, labels.float()[:, :, :3])
+    # a one-channel target is the foreground probability: the same as its soft one-hot
+    assert loss(logits, labels.float()).item() == loss(logits, soft_one_hot(labels.float())).item()
     loss.set_batch_sources([True])
     with pytest.raises(RuntimeError, match="batch of 3"):
         loss(logits, soft_one_hot(labels.float()))

@@ -90,16 +90,17 @@ def test_source_weighted_identifiers():
         source_weighted_identifiers(ids, pseudo, 1.0)
 
 
-def test_stacked_soft_channel_crops_like_the_data():
+def test_stacked_soft_channel_crops_like_the_mask():
     from acvl_utils.cropping_and_padding.bounding_boxes import crop_and_pad_nd
 
-    data = np.arange(2 * 4 * 5 * 6, dtype=np.float32).reshape(2, 4, 5, 6)
-    soft = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6)
-    stacked = StackedSoftChannel(data, soft)
-    assert stacked.shape == (3, 4, 5, 6)
-    bbox = [[-1, 3], [1, 4], [2, 8]]  # partly outside: padded with 0
-    patch = crop_and_pad_nd(stacked, bbox, 0)
-    np.testing.assert_array_equal(patch[:2], crop_and_pad_nd(data, bbox, 0))
-    np.testing.assert_allclose(patch[2], crop_and_pad_nd(soft.astype(np.float32), bbox, 0) / 255, rtol=1e-6)
+    seg = (np.arange(4 * 5 * 6).reshape(1, 4, 5, 6) % 3 == 0).astype(np.int16)
+    soft = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6) + 100  # up to 219: beyond int8
+    stacked = StackedSoftChannel(seg, soft)
+    assert stacked.shape == (2, 4, 5, 6)
+    bbox = [[-1, 3], [1, 4], [2, 8]]  # partly outside: padded with -1, as nnU-Net pads the mask
+    patch = crop_and_pad_nd(stacked, bbox, -1, cast_cropped_to=np.int16)
+    assert patch.dtype == np.int16 and patch.shape == (2, 4, 3, 6)
+    np.testing.assert_array_equal(patch[:1], crop_and_pad_nd(seg, bbox, -1))
+    np.testing.assert_array_equal(patch[1], crop_and_pad_nd(soft.astype(np.int16), bbox, -1))
     with pytest.raises(ValueError, match="preprocess the soft targets again"):
-        StackedSoftChannel(data, soft[:3])
+        StackedSoftChannel(seg, soft[:3])

@@ -13,8 +13,7 @@ import torch
 
 from case_factory import GEOMETRY
 from nnunet_ts.cli.main import main
-from nnunet_ts.student_dataset import write_student_dataset
-from student_factory import write_student_cases
+from student_factory import plan_student_dataset
 
 STUDENT_ID = 906
 TARGET_SPACING = [2.0, 1.0, 1.0]
@@ -26,27 +25,6 @@ def _env(root: Path) -> dict:
     return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
 
 
-def plan_student_dataset(root: Path, dataset_id: int, name: str, spacing=TARGET_SPACING) -> None:
-    """Write, plan (3d_fullres at ``spacing``), preprocess, add 3d_tiny; nnUNet_* env set by caller."""
-    from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
-
-    cases = write_student_cases(root / "cases", N_STRONG, N_PSEUDO, zero_border_case=CROPPED_CASE)
-    write_student_dataset(cases, dataset_id, name, os.environ["nnUNet_raw"], num_folds=2)
-    extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True)
-    da_workers = os.environ.pop("nnUNet_n_proc_DA", None)  # nnU-Net 2.8.1's planner fails with 0
-    try:
-        _, plans_identifier = plan_experiment_dataset(dataset_id, overwrite_target_spacing=spacing)
-    finally:
-        if da_workers is not None:
-            os.environ["nnUNet_n_proc_DA"] = da_workers
-    preprocess_dataset(dataset_id, plans_identifier, configurations=["3d_fullres"], num_processes=[1])
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{dataset_id:03d}_{name}"
-    raw = Path(os.environ["nnUNet_raw"]) / preprocessed.name
-    (preprocessed / "splits_final.json").write_text((raw / "splits_final.json").read_text())
-    assert main(["tiny-plans", "-d", str(dataset_id), "--patch", "16", "32", "32"]) == 0
-
-
 @pytest.fixture(scope="module")
 def student_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("student")
@@ -54,7 +32,7 @@ def student_root(tmp_path_factory):
         for k, v in _env(root).items():
             mp.setenv(k, v)
             Path(v).mkdir()
-        plan_student_dataset(root, STUDENT_ID, "Soft")
+        plan_student_dataset(root, STUDENT_ID, "Soft", N_STRONG, N_PSEUDO, TARGET_SPACING, CROPPED_CASE)
     return root
 
 
@@ -161,15 +139,17 @@ def _set_augmentations(pipeline, spatial: bool, intensity: bool, mirror: bool) -
 
 
 def _pseudo_sample(patch, seed: int):
-    """A CT-like image, a soft target and its hard mask (soft >= 0.5): the soft target is a logistic
-    ramp across the surface of a tumour-sized ellipsoid (semi-axes 3-7 voxels), 0.5 on the surface."""
+    """A pseudo sample as the data loader hands it over: a CT-like image, and the segmentation
+    (hard mask, soft target quantised to 0-255). The soft target is a logistic ramp across the surface
+    of a tumour-sized ellipsoid (semi-axes 3-7 voxels), 0.5 on the surface; the mask is soft >= 0.5."""
     rng = np.random.default_rng(seed)
     z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in patch], indexing="ij")
     centre = rng.uniform(-0.3, 0.3, 3)
     radius = np.sqrt(((z - centre[0]) / 0.4) ** 2 + ((y - centre[1]) / 0.3) ** 2 + ((x - centre[2]) / 0.45) ** 2)
-    soft = (1 / (1 + np.exp((radius - 1) * 8))).astype(np.float32)
-    image = torch.from_numpy(rng.normal(0, 1, patch).astype(np.float32))
-    return torch.stack([image, torch.from_numpy(soft)]), torch.from_numpy((soft >= 0.5).astype(np.int16))[None]
+    stored = np.round(255 / (1 + np.exp((radius - 1) * 8)))
+    image = torch.from_numpy(rng.normal(0, 1, (1, *patch)).astype(np.float32))
+    seg = torch.from_numpy(np.stack([stored >= 128, stored]).astype(np.int16))
+    return image, seg
 
 
 def test_mirroring_only_gives_the_exact_mirror_of_the_soft_target(student_env):
@@ -185,9 +165,8 @@ def test_mirroring_only_gives_the_exact_mirror_of_the_soft_target(student_env):
                    if torch.equal(out["image"][0], torch.flip(image[0], axes))]
         assert len(matches) == 1
         axes = matches[0]
-        flipped = torch.flip(image[1], axes)
-        assert torch.equal(target[1], flipped)  # the exact mirror, same axes as the CT
-        torch.testing.assert_close(target[0], 1 - flipped)
+        soft = seg[1].float() * (1.0 / 255)
+        assert torch.equal(target[0], torch.flip(soft, axes))  # the exact mirror, same axes as the CT
         flips_seen.add(axes)
     assert len(flips_seen) >= 3
 
@@ -199,38 +178,36 @@ def test_intensity_augmentations_never_touch_the_soft_target(student_env):
     image, seg = _pseudo_sample(patch, 0)
     out = pipeline(image=image.clone(), segmentation=seg.clone())
     assert not torch.allclose(out["image"][0], image[0])
-    assert torch.equal(out["segmentation"][0][1], image[1])
+    assert torch.equal(out["segmentation"][0][0], seg[1].float() * (1.0 / 255))
 
 
 def test_all_augmentations_keep_the_target_soft_and_aligned_with_the_hard_mask(student_env):
+    """The pseudo sample's soft target against its hard mask sent through the same pipeline as a strong
+    sample, with the same random parameters (same seeds; the CT outputs are checked to be identical)."""
     trainer = _trainer("TeacherStudentTrainer")
     pipeline, patch = _training_pipeline(trainer)
     _set_augmentations(pipeline, spatial=True, intensity=True, mirror=True)
-    full = pipeline.transforms
     for seed in range(8):
         image, seg = _pseudo_sample(patch, seed)
-        pipeline.transforms = full[:-1]  # stop before the soft one-hot: hard mask and soft side by side
         torch.manual_seed(seed), np.random.seed(seed)
-        out = pipeline(image=image.clone(), segmentation=seg.clone())
-        soft, hard = out["regression_target"][0], out["segmentation"][0][0]
+        pseudo = pipeline(image=image.clone(), segmentation=seg.clone())
+        torch.manual_seed(seed), np.random.seed(seed)
+        strong = pipeline(image=image.clone(), segmentation=seg[:1].clone())
+        assert torch.equal(pseudo["image"], strong["image"])  # same augmentation parameters
+        soft, hard = pseudo["segmentation"][0][0], strong["segmentation"][0][0]
         assert soft.shape == hard.shape == patch
         assert 0.0 <= soft.min() and soft.max() <= 1.0
+        assert set(torch.unique(hard).tolist()) <= {0.0, 1.0}
         disagree = (soft >= 0.5) != (hard > 0)
         assert 1 - disagree.float().mean() >= 0.99
         # they differ only on the border, where the hard mask's voxel steps cannot follow the surface
         assert (soft[disagree] - 0.5).abs().max() < 0.25 if disagree.any() else True
-        fractional = ((soft > 0.05) & (soft < 0.95)).sum()
-        assert fractional > 50  # still soft after interpolation
-        pipeline.transforms = full
-        torch.manual_seed(seed), np.random.seed(seed)
-        targets = pipeline(image=image.clone(), segmentation=seg.clone())["segmentation"]
-        torch.testing.assert_close(targets[0][1], soft)  # same random parameters, same target
-        for t in targets:
-            assert t.shape[0] == 2 and 0.0 <= t.min() and t.max() <= 1.0
-            torch.testing.assert_close(t.sum(0), torch.ones_like(t[0]))
+        assert ((soft > 0.05) & (soft < 0.95)).sum() > 50  # still soft after interpolation
+        for t in pseudo["segmentation"]:
+            assert t.shape[0] == 1 and t.dtype == torch.float32 and 0.0 <= t.min() and t.max() <= 1.0
 
 
-def test_loader_batches_are_soft_one_hot_with_area_averaged_deep_supervision(student_env):
+def test_loader_batches_carry_probabilities_with_area_averaged_deep_supervision(student_env):
     trainer = _trainer("TeacherStudentTinyBudgetTrainer")
     loader, val_loader = trainer.get_dataloaders()
     seen = {"strong": 0, "pseudo": 0}
@@ -238,23 +215,22 @@ def test_loader_batches_are_soft_one_hot_with_area_averaged_deep_supervision(stu
         batch = next(loader)
         targets = batch["target"]
         assert isinstance(targets, list) and len(targets) == len(trainer._get_deep_supervision_scales())
-        assert batch["data"].shape[1] == 1  # the CT only: the soft target left the image
+        assert batch["data"].shape[1] == 1  # the CT only
         for b, key in enumerate(batch["keys"]):
-            fg = targets[0][b, 1]
+            fg = targets[0][b, 0]
             source = trainer.sources[key]
             seen[source] += 1
-            torch.testing.assert_close(targets[0][b].sum(0), torch.ones_like(fg))
+            assert 0 <= fg.min() and fg.max() <= 1
             if source == "strong":
                 assert set(torch.unique(fg).tolist()) <= {0.0, 1.0}
             else:
-                coarse = targets[1][b, 1]
+                coarse = targets[1][b, 0]
                 factor = [a // c for a, c in zip(fg.shape, coarse.shape)]
                 pooled = torch.nn.functional.avg_pool3d(fg[None, None], factor)[0, 0]
                 torch.testing.assert_close(coarse, pooled)
     assert seen["strong"] and seen["pseudo"]
-    val_target = next(val_loader)["target"][0]
-    assert val_target.shape[1] == 2 and 0 <= val_target.min() and val_target.max() <= 1
-    torch.testing.assert_close(val_target.sum(1), torch.ones_like(val_target[:, 0]))
+    soft_values = [((t[:, 0] > 0.05) & (t[:, 0] < 0.95)).any().item() for t in next(val_loader)["target"]]
+    assert next(val_loader)["target"][0].shape[1] == 1 and len(soft_values) == len(targets)
 
 
 def test_train_and_validation_step_tell_the_loss_the_sources(student_env):
@@ -277,3 +253,42 @@ def test_balanced_trainer_draws_strong_and_pseudo_one_to_one(student_env):
     drawn = dataset_tr.identifiers
     strong = sum(trainer.sources[i] == "strong" for i in drawn)
     assert strong * 2 == len(drawn)
+
+
+@pytest.mark.parametrize("name, budget, mirroring", [
+    ("TeacherStudentTrainer", (1000, 250, 50), True),
+    ("TeacherStudentBaldeonCalistoTrainer", (1000, 250, 50), True),
+    ("TeacherStudentBalancedTrainer", (1000, 250, 50), True),
+    ("TeacherStudentTinyBudgetTrainer", (2, 4, 2), False),
+    ("TeacherStudentShortBudgetTrainer", (25, 20, 5), False),
+])
+def test_every_student_trainer_is_found_built_and_steps(student_env, monkeypatch, name, budget, mirroring):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_ts.cli.env import trainers_dir
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    assert recursive_find_trainer_class_by_name(name).__name__ == name
+    trainer = _trainer(name)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
+    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    trainer.dataloader_train, _ = trainer.get_dataloaders()
+    assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
+    trainer.network.train()
+    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
+
+
+def test_without_sources_every_case_is_strong(student_env):
+    import nnunet_ts.trainers.teacher_student_trainers as trainers
+
+    pre = _preprocessed(student_env)
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False
+    dataset_json = json.loads((pre / "dataset.json").read_text())
+    del dataset_json["nnunet_ts_sources"]
+    trainer = trainers.TeacherStudentTrainer(plans, "3d_tiny", 0, dataset_json, device=torch.device("cpu"))
+    trainer.initialize()
+    dataset_tr, _ = trainer.get_tr_and_val_datasets()
+    assert trainer.sources == {} and not dataset_tr.pseudo_cases
+    batch = next(trainer.get_dataloaders()[0])
+    assert set(torch.unique(batch["target"][0]).tolist()) <= {0.0, 1.0}  # nnU-Net's masks

@@ -3,16 +3,17 @@
 ``TeacherStudentTrainer`` is nnU-Net's default trainer on a student dataset
 (``nnunet_ts.student_dataset``), with the target made soft end to end, each change in one hook:
 
-* ``get_tr_and_val_datasets``: pseudo cases load with their preprocessed soft target as an extra
-  image channel (made now if missing or stale: ``soft_targets.ensure_soft_targets``); optionally
+* ``get_tr_and_val_datasets``: pseudo cases load with their preprocessed soft target as a second
+  segmentation channel (made now if missing or stale: ``soft_targets.ensure_soft_targets``); optionally
   strong and pseudo cases are drawn at ``strong_fraction`` (default None: the plain union, as the
   paper);
 * ``get_training_transforms`` / ``get_validation_transforms``: nnU-Net's pipelines with the soft
   target carried as ``regression_target`` (interpolated, mirrored, never intensity-augmented) and
-  turned into a soft one-hot target at every deep-supervision scale (area-averaged);
+  turned into a foreground-probability target at every deep-supervision scale (area-averaged);
 * ``_build_loss``: soft Dice + soft cross-entropy (``soft_losses.SoftTargetLoss``) in nnU-Net's
   deep-supervision wrapper; per-source weights ``loss_config.strong`` / ``loss_config.pseudo``;
-* ``train_step`` / ``validation_step``: tell the loss which samples are pseudo, then nnU-Net's step.
+* ``train_step`` / ``validation_step``: tell the loss which samples are pseudo, then nnU-Net's step
+  (validation hands nnU-Net's online Dice a soft one-hot target).
 
 Strong cases follow nnU-Net's own data path and loss exactly, so on strong-only data this trainer
 is nnU-Net. Validation (``--val``, ``--npz``) and ``nnUNetv2_predict`` are nnU-Net's.
@@ -29,7 +30,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
-from nnunet_ts.soft_losses import SoftTargetLoss, StudentLossConfig
+from nnunet_ts.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
 from nnunet_ts.soft_transforms import wrap_pipeline
 from nnunet_ts.student_dataset import read_sources
 from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
@@ -43,11 +44,15 @@ class TeacherStudentTrainer(nnUNetTrainer):
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         where = f"dataset.json of {self.plans_manager.dataset_name}"
-        self.sources = read_sources(dataset_json)
+        # a dataset without sources (e.g. `nnunet_ts dataset student`) holds human masks only
+        self.sources = read_sources(dataset_json) if "nnunet_ts_sources" in dataset_json else {}
         lm = self.label_manager
         if lm.has_regions or lm.has_ignore_label or len(lm.foreground_labels) != 1:
             raise InputError(f"{where}: the student learns one foreground probability; labels must be "
                              f"background 0 and one tumour label, without regions or ignore label")
+        if self.is_cascaded:
+            raise InputError(f"{configuration}: the student's soft target uses the segmentation channel a "
+                             f"cascade needs; train a non-cascaded configuration (3d_fullres, 3d_tiny)")
 
     def _build_loss(self):
         loss = super()._build_loss()
@@ -65,6 +70,9 @@ class TeacherStudentTrainer(nnUNetTrainer):
         from nnunet_ts.student_dataset import soft_targets_folder
 
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        if not self.sources:
+            self.print_to_log_file("dataset.json has no 'nnunet_ts_sources': every case is strong, "
+                                   "so this is nnU-Net's training (write pseudo cases with write_student_dataset)")
         pseudo = pseudo_case_ids(self.sources, [*dataset_tr.identifiers, *dataset_val.identifiers])
         raw_dataset = Path(nnUNet_raw.get() or ".") / self.plans_manager.dataset_name
         ensure_soft_targets(self.preprocessed_dataset_folder, soft_targets_folder(raw_dataset, self.dataset_json),
@@ -81,14 +89,15 @@ class TeacherStudentTrainer(nnUNetTrainer):
             patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
             use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
             foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label)
-        return wrap_pipeline(pipeline, self.num_input_channels)
+        return wrap_pipeline(pipeline, deep_supervision_scales,
+                             keep_hard_seg=use_mask_for_norm is not None and any(use_mask_for_norm))
 
     def get_validation_transforms(self, deep_supervision_scales, is_cascaded=False, foreground_labels=None,
                                   regions=None, ignore_label=None):
         pipeline = super().get_validation_transforms(
             deep_supervision_scales, is_cascaded=is_cascaded, foreground_labels=foreground_labels,
             regions=regions, ignore_label=ignore_label)
-        return wrap_pipeline(pipeline, self.num_input_channels)
+        return wrap_pipeline(pipeline, deep_supervision_scales)
 
     def _tell_loss_the_sources(self, batch: dict) -> None:
         self.student_loss.set_batch_sources([self.sources.get(str(k)) == "pseudo" for k in batch["keys"]])
@@ -99,6 +108,9 @@ class TeacherStudentTrainer(nnUNetTrainer):
 
     def validation_step(self, batch: dict) -> dict:
         self._tell_loss_the_sources(batch)
+        # nnU-Net's online Dice counts soft tp/fp/fn against a one-hot-shaped target
+        batch = {**batch, "target": [soft_one_hot(t) for t in batch["target"]]
+                 if isinstance(batch["target"], list) else soft_one_hot(batch["target"])}
         return super().validation_step(batch)
 
 
