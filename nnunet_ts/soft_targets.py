@@ -73,7 +73,7 @@ def resample_linear(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 
 
 def preprocess_soft_target(soft_file: str | Path, properties: dict, shape: Sequence[int],
-                           plans_manager) -> np.ndarray:
+                           plans_manager, what: str = "soft target") -> np.ndarray:
     """One raw soft target -> float32 (z, y, x) on the preprocessed grid of its case.
 
     Args:
@@ -81,6 +81,7 @@ def preprocess_soft_target(soft_file: str | Path, properties: dict, shape: Seque
         properties: the case's preprocessing record (``<case>.pkl``).
         shape: spatial shape of the preprocessed case.
         plans_manager: nnU-Net's ``PlansManager`` of the plans the case was preprocessed with.
+        what: what the file is, for the error message (``segbox_targets`` reuses this path).
 
     Raises:
         InputError: the soft target's grid does not fit the CT's (shape before cropping).
@@ -91,7 +92,7 @@ def preprocess_soft_target(soft_file: str | Path, properties: dict, shape: Seque
     soft, _ = reader.read_images([str(soft_file)])
     soft = soft.transpose([0, *[i + 1 for i in plans_manager.transpose_forward]])[0]
     if tuple(soft.shape) != tuple(properties["shape_before_cropping"]):
-        raise InputError(f"soft target {soft_file} has shape {soft.shape} after nnU-Net's transpose, "
+        raise InputError(f"{what} {soft_file} has shape {soft.shape} after nnU-Net's transpose, "
                          f"the CT had {tuple(properties['shape_before_cropping'])}; it must share the "
                          f"CT's voxel grid")
     soft = soft[bounding_box_to_slice(properties["bbox_used_for_cropping"])]

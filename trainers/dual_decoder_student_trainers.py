@@ -1,0 +1,82 @@
+"""The dual-output student: one encoder, a segmentation decoder and a segbox decoder (METHOD, DO student).
+
+``DualDecoderStudentTrainer`` is ``TeacherStudentTrainer`` (soft-label student on a student dataset)
+with a second, fully separate decoder that predicts the segbox; each change in one hook:
+
+* ``build_network_architecture``: the plans' U-Net wrapped in ``DualDecoderUNet`` (deep supervision on
+  both decoders; eval mode returns the segmentation only, so nnU-Net's validation, predictor,
+  mirroring and checkpoints are unchanged). No planner or plans edit is needed;
+* ``get_tr_and_val_datasets``: training cases load with their segbox as one more seg channel
+  (``segbox_data``), made now if missing or stale (``segbox_targets.ensure_segbox_targets``): derived
+  from the mask for strong cases, the real annotated boxes (``segboxesTr``) for pseudo cases.
+  Validation loads as the single-output student's (the segbox decoder is not validated);
+* ``get_training_transforms``: the student's pipeline with the segbox carried as a regression target
+  (moved with the CT, never intensity-augmented, thresholded back to 0/1, nearest-downsampled per
+  deep-supervision scale); the target becomes [foreground probability, segbox] per scale;
+* ``_build_loss``: the student's loss + ``box_loss_weight`` * (soft Dice + BCE on sigmoid box logits),
+  with nnU-Net's scale weights for both (``segbox_loss.DualDecoderLoss``).
+
+Variants with fixed small budgets and no mirroring: ``DualDecoderStudentTinyBudgetTrainer`` (2, 4, 2)
+and ``DualDecoderStudentShortBudgetTrainer`` (25, 20, 5).
+"""
+from pathlib import Path
+
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+
+from nnunet_ts.dual_decoder_network import DualDecoderUNet
+from nnunet_ts.segbox_loss import DualDecoderLoss, SegboxLoss
+from nnunet_ts.segbox_target_transforms import carry_segbox_target
+from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
+
+
+class DualDecoderStudentTrainer(TeacherStudentTrainer):
+    box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
+    segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
+
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
+                                   num_output_channels, enable_deep_supervision=True):
+        unet = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
+                                                  num_output_channels, enable_deep_supervision)
+        return DualDecoderUNet(unet, box_channels=1)
+
+    def _build_loss(self):
+        seg_loss = super()._build_loss()
+        box_loss = SegboxLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        if isinstance(seg_loss, DeepSupervisionWrapper):
+            box_loss = DeepSupervisionWrapper(box_loss, seg_loss.weight_factors)
+        return DualDecoderLoss(seg_loss, box_loss, self.box_loss_weight)
+
+    def get_tr_and_val_datasets(self):
+        from nnunetv2.paths import nnUNet_raw
+
+        from nnunet_ts.segbox_data import SegboxTargetDataset
+        from nnunet_ts.segbox_targets import ensure_segbox_targets, segboxes_folder
+
+        dataset_tr, dataset_val = super().get_tr_and_val_datasets()
+        cases = sorted(set(dataset_tr.identifiers))
+        raw_dataset = Path(nnUNet_raw.get() or ".") / self.plans_manager.dataset_name
+        ensure_segbox_targets(self.preprocessed_dataset_folder,
+                              [c for c in cases if self.sources.get(c) != "pseudo"],
+                              [c for c in cases if self.sources.get(c) == "pseudo"],
+                              self.plans_manager, segboxes_folder(raw_dataset, self.dataset_json),
+                              self.dataset_json.get("file_ending", ".nii.gz"), self.segbox_mode,
+                              log=self.print_to_log_file)
+        return SegboxTargetDataset(dataset_tr), dataset_val
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
+                                foreground_labels=None, regions=None, ignore_label=None):
+        return carry_segbox_target(super().get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
+            foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label))
+
+
+class DualDecoderStudentTinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, DualDecoderStudentTrainer):
+    budget = (2, 4, 2)
+
+
+class DualDecoderStudentShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, DualDecoderStudentTrainer):
+    budget = (25, 20, 5)
