@@ -1,0 +1,237 @@
+"""The dual-decoder student on a tiny planned student dataset: segbox targets on the preprocessed grid,
+batches, where the trainer's loss sends gradients, every trainer class, and the stock commands with a
+predictor check (the trained model's prediction is the segmentation path alone).
+
+Cases are (3.0, 1.5, 1.5) mm (z, y, x), planned at (2.0, 1.0, 1.0) mm, so preprocessing resamples.
+"""
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dual_factory import plan_dual_student_dataset
+
+DATASET_ID = 908
+NAME = "Dual"
+TARGET_SPACING = [2.0, 1.0, 1.0]
+TINY = "DualDecoderStudentTinyBudgetTrainer"
+BIN = Path(sys.executable).parent
+
+
+def _env(root: Path) -> dict:
+    return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+
+
+@pytest.fixture(scope="module")
+def dual_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dual")
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in _env(root).items():
+            mp.setenv(k, v)
+            Path(v).mkdir()
+        plan_dual_student_dataset(root, DATASET_ID, NAME, TARGET_SPACING)
+    return root
+
+
+@pytest.fixture
+def dual_env(dual_root, monkeypatch):
+    for k, v in _env(dual_root).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("nnUNet_n_proc_DA", "0")
+    return dual_root
+
+
+def _preprocessed(root: Path) -> Path:
+    return root / "nnUNet_preprocessed" / f"Dataset{DATASET_ID}_{NAME}"
+
+
+def _trainer(name: str = "DualDecoderStudentTrainer"):
+    import nnunet_ts.trainers.dual_decoder_student_trainers as trainers
+
+    pre = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{DATASET_ID}_{NAME}"
+    plans = json.loads((pre / "nnUNetPlans.json").read_text())
+    plans["continue_training"] = False  # what nnUNetv2_train adds (nnU-Net 2.8.1)
+    trainer = getattr(trainers, name)(plans, "3d_tiny", 0, json.loads((pre / "dataset.json").read_text()),
+                                      device=torch.device("cpu"))
+    trainer.initialize()
+    return trainer
+
+
+def test_segbox_targets_on_the_preprocessed_grid(dual_env):
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+    from scipy import ndimage
+
+    from nnunet_ts.image_io import read_image
+    from nnunet_ts.errors import InputError
+    from nnunet_ts.segbox_targets import ensure_segbox_targets, segbox_target_file
+
+    trainer = _trainer()
+    dataset_tr, _ = trainer.get_tr_and_val_datasets()
+    folder = Path(trainer.preprocessed_dataset_folder)
+    dataset = infer_dataset_class(str(folder))(str(folder))
+    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
+    transpose = trainer.plans_manager.transpose_forward
+    made = sorted(set(dataset_tr.identifiers))
+    assert sorted(p.name[:-len("_segbox.npy")] for p in folder.glob("*_segbox.npy")) == made
+    for case in made:
+        stored = np.load(segbox_target_file(folder, case))
+        data, seg, _, _ = dataset.load_case(case)
+        mask = np.asarray(seg)[0] > 0
+        assert stored.dtype == np.uint8 and stored.shape == data.shape[1:]
+        if trainer.sources[case] == "strong":
+            assert not (mask & (stored == 0)).any()  # contains the mask exactly
+            if int(case[-3:]) % 2 == 0:  # one cube lesion: its per-slice rectangles are the cube
+                assert np.array_equal(stored, mask)
+        else:  # the annotated box: cropped and linearly resampled as the soft target, >= 0.5
+            properties = pickle.loads((folder / f"{case}.pkl").read_bytes())
+            box, _ = read_image(raw / "segboxesTr" / f"{case}.nii.gz")
+            (z0, z1), (y0, y1), (x0, x1) = properties["bbox_used_for_cropping"]
+            box = box.transpose(transpose)[z0:z1, y0:y1, x0:x1].astype(np.float64)
+            axes = [(np.arange(n_out) + 0.5) * n_in / n_out - 0.5 for n_in, n_out in zip(box.shape, stored.shape)]
+            expected = ndimage.map_coordinates(box, np.meshgrid(*axes, indexing="ij"), order=1, mode="nearest")
+            differ = (expected >= 0.5) != (stored == 1)
+            assert stored.sum() > 0 and not (differ & (np.abs(expected - 0.5) > 1e-4)).any()
+    strong = [c for c in made if trainer.sources[c] == "strong"]
+    pseudo = [c for c in made if trainer.sources[c] == "pseudo"]
+    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, raw / "segboxesTr") == []
+    with pytest.raises(InputError, match="no annotated segbox"):
+        ensure_segbox_targets(folder, [], pseudo, trainer.plans_manager, None, overwrite=True)
+
+
+def _dilate(mask: torch.Tensor) -> torch.Tensor:
+    """(z, y, x) 0/1 -> 0/1 grown by one voxel (26-neighbourhood)."""
+    return torch.nn.functional.max_pool3d(mask[None, None].float(), 3, 1, 1)[0, 0]
+
+
+def test_batches_carry_a_binary_augmented_segbox_that_contains_strong_masks(dual_env):
+    trainer = _trainer("DualDecoderStudentTrainer")  # mirroring and every augmentation on
+    loader, val_loader = trainer.get_dataloaders()
+    seen = {"strong": 0, "pseudo": 0}
+    for _ in range(6):
+        batch = next(loader)
+        targets = batch["target"]
+        assert len(targets) == len(trainer._get_deep_supervision_scales())
+        for b, key in enumerate(batch["keys"]):
+            seen[trainer.sources[key]] += 1
+            for t in targets:
+                assert t.shape[1] == 2
+                fg, segbox = t[b, 0], t[b, 1]
+                assert set(torch.unique(segbox).tolist()) <= {0.0, 1.0}
+                if trainer.sources[key] == "strong":
+                    assert not ((fg > 0) & (_dilate(segbox) == 0)).any()
+            if trainer.sources[key] == "strong" and targets[0][b, 0].sum() > 0:
+                assert targets[0][b, 1].sum() >= targets[0][b, 0].sum() * 0.9
+    assert seen["strong"] and seen["pseudo"]
+    assert next(val_loader)["target"][0].shape[1] == 1  # validation: the single-output student's target
+
+
+def test_gradients_reach_the_box_decoder_only_from_the_box_loss(dual_env):
+    trainer = _trainer()
+    trainer.dataloader_train, _ = trainer.get_dataloaders()
+    batch = next(trainer.dataloader_train)
+    network = trainer.network
+    network.train()
+    trainer._tell_loss_the_sources(batch)
+    own = lambda decoder: [p for n, p in decoder.named_parameters() if not n.startswith("encoder.")]  # noqa: E731
+
+    def grads_after(loss_part: str):
+        network.zero_grad(set_to_none=True)
+        seg, box = trainer.loss.parts(network(batch["data"]), batch["target"])
+        (seg if loss_part == "seg" else box).backward()
+        nonzero = lambda ps: [p.grad is not None and bool(p.grad.abs().sum() > 0) for p in ps]  # noqa: E731
+        return nonzero(own(network.decoder)), nonzero(own(network.box_decoder)), nonzero(network.encoder.parameters())
+
+    seg_dec, box_dec, enc = grads_after("seg")
+    assert any(seg_dec) and not any(box_dec) and any(enc)
+    seg_dec, box_dec, enc = grads_after("box")
+    assert not any(seg_dec) and any(box_dec) and any(enc)
+    with torch.no_grad():
+        output = network(batch["data"])
+        seg, box = trainer.loss.parts(output, batch["target"])
+        assert trainer.loss.box_weight == trainer.box_loss_weight == 1.0
+        torch.testing.assert_close(trainer.loss(output, batch["target"]), seg + box)
+
+
+@pytest.mark.parametrize("name, budget, mirroring", [
+    ("DualDecoderStudentTrainer", (1000, 250, 50), True),
+    ("DualDecoderStudentTinyBudgetTrainer", (2, 4, 2), False),
+    ("DualDecoderStudentShortBudgetTrainer", (25, 20, 5), False),
+])
+def test_every_dual_student_trainer_is_found_built_and_steps(dual_env, monkeypatch, name, budget, mirroring):
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    from nnunet_ts.cli.env import trainers_dir
+    from nnunet_ts.dual_decoder_network import DualDecoderUNet
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    assert recursive_find_trainer_class_by_name(name).__name__ == name
+    trainer = _trainer(name)
+    assert isinstance(trainer.network, DualDecoderUNet)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
+    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
+    assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
+    trainer.network.train()
+    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
+    trainer.network.eval()
+    assert np.isfinite(trainer.validation_step(next(trainer.dataloader_val))["loss"])
+
+
+class _SegmentationPath(torch.nn.Module):
+    """The dual network's encoder + segmentation decoder, nothing else."""
+
+    def __init__(self, network):
+        super().__init__()
+        self.encoder, self.decoder = network.encoder, network.decoder
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x))
+
+
+def _run(cmd: str, env: dict, **extra_env) -> str:
+    result = subprocess.run(["bash", "-c", cmd], env={**env, **extra_env}, capture_output=True, text=True)
+    assert result.returncode == 0, f"{cmd}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None, reason="nnU-Net not installed")
+def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(dual_env, tmp_path):
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+    from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
+
+    from nnunet_ts.dual_decoder_network import DualDecoderUNet
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
+    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
+    prefix = f'eval "$(nnunet_ts env --root {dual_env})" && '
+    _run(prefix + f"nnUNetv2_train {DATASET_ID} 3d_tiny 0 -tr {TINY} -device cpu", env, nnUNet_n_proc_DA="0")
+    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TINY}__nnUNetPlans__3d_tiny"
+    assert (model / "fold_0" / "checkpoint_final.pth").is_file()
+    assert (model / "fold_0" / "validation" / "summary.json").is_file()
+
+    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
+    inputs, pred = tmp_path / "in", tmp_path / "pred"
+    inputs.mkdir()
+    shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
+    _run(prefix + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c 3d_tiny -f 0 -tr {TINY} "
+                  f"-device cpu -chk checkpoint_final.pth", env)
+    assert (pred / "case_005.nii.gz").is_file()
+
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    assert isinstance(predictor.network, DualDecoderUNet)
+    folder = _preprocessed(dual_env) / "nnUNetPlans_3d_fullres"
+    data = torch.from_numpy(np.asarray(infer_dataset_class(str(folder))(str(folder)).load_case("case_005")[0]))
+    both = predictor.predict_sliding_window_return_logits(data.clone())
+    predictor.network = _SegmentationPath(predictor.network).eval()
+    alone = predictor.predict_sliding_window_return_logits(data.clone())
+    assert both.shape == (2, *data.shape[1:])
+    torch.testing.assert_close(both, alone, rtol=0, atol=0)
