@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -269,6 +270,9 @@ def write_datasets(records: list[CaseRecord], raw: Path, cohort: Path, options: 
                   leave=False) as bar:
             folder = write_dataset(chosen, spec, raw, overwrite=options.overwrite,
                                    progress=lambda done: bar.update(done - bar.n))
+        if kind == "student" and options.crop_lungs:
+            # the dataset records how its lungs were found (a classical fallback is flagged here)
+            shutil.copy(cohort / "lung_crops" / "lung_crops.json", folder / "lung_crops.json")
         result[kind] = str(folder)
     return result
 
