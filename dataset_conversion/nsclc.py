@@ -58,6 +58,9 @@ def convert_patient(item, folder: Path, roi_pattern: str = DEFAULT_ROI_PATTERN) 
                     rtstructs.append((path, read_rtstruct(path)))
                 except InputError as exc:
                     results.append(Dropped(str(path), str(exc)))
+    for s in series:
+        if s.modality not in ("CT", "RTSTRUCT"):
+            results.append(Dropped(s.label(), f"not used (modality {s.modality or 'unknown'})"))
     cts = [s for s in series if s.modality == "CT"]
     used = set()
     for ct_series in cts:

@@ -125,7 +125,7 @@ def ct_exclusion_reason(series: DicomSeries) -> str | None:
     """Why a series is not a plain CT volume (None when it is one).
 
     Dropped: other modalities (PET, RTSTRUCT, ...), secondary captures (screenshots), fused
-    PET/CT (ImageType or description says FUSED/FUSION), localizers (scouts), colour images,
+    PET/CT (ImageType FUSED/FUSION, or "fused"/"fusion" in the description), localizers (scouts), colour images,
     fewer than 2 slices, and slices of different sizes or orientations.
     """
     if series.modality != "CT":
@@ -133,8 +133,9 @@ def ct_exclusion_reason(series: DicomSeries) -> str | None:
         return f"not CT ({kind})"
     if series.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
         return "secondary capture"
+    # Only explicit fusion markers: the CT half of a PET/CT exam is often described "PET/CT" too.
     if any("FUSED" in t or "FUSION" in t for t in series.image_type) or \
-            re.search(r"fus(ed|ion)|pet\s*/\s*ct", series.description, re.IGNORECASE):
+            re.search(r"\bfus(ed|ion)\b", series.description, re.IGNORECASE):
         return "fused PET/CT"
     if "LOCALIZER" in series.image_type:
         return "localizer (scout)"

@@ -72,6 +72,9 @@ def compute_lung_mask(image, weights: str | Path | None = None, force_cpu: bool 
         try:
             from lungmask.mask import LMInferer
         except ImportError:
+            if weights is not None:  # asked for explicitly: no quiet downgrade
+                raise InputError(f"--lungmask-weights {weights} given but the lungmask package is not "
+                                 f"installed; pip install 'nnunet_ts[lungmask]'") from None
             reason = "the lungmask package is not installed (pip install 'nnunet_ts[lungmask]')"
     if reason is None:
         inferer = LMInferer(modelpath=str(path), force_cpu=force_cpu, batch_size=batch_size, tqdm_disable=True)

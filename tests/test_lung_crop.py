@@ -1,4 +1,6 @@
 """Lung masks (classical and lungmask R231 wiring) and crop / paste-back on synthetic thorax CTs."""
+import json
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -45,7 +47,7 @@ def test_crop_then_paste_back_is_the_identity(case):
     lungs = LungMask(classical_lung_mask(case.ct, ROTATED, geometry.spacing), "classical")
     plan = plan_crops(lungs, geometry, margin_mm=10.0)
     assert [c.side for c in plan.crops] == ["right", "left"]
-    plan = CropPlan.from_json(__import__("json").loads(__import__("json").dumps(plan.to_json())))
+    plan = CropPlan.from_json(json.loads(json.dumps(plan.to_json())))  # the saved metadata suffices
     covered = paste_back([np.ones(c.shape_zyx, np.uint8) for c in plan.crops], plan) > 0
     assert covered[case.mask > 0].all()  # every tumour voxel lies in a crop (tumours are in the lungs)
     for crop in plan.crops:

@@ -44,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
             mirroring=not args.no_mirroring, step_size=args.step_size)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    with tqdm(total=4 + options.crop_lungs + options.lung_filter + bool(options.radius), unit="step",
+    # reading, model, probability, writing; lung mask; a second crop; lung filter; smoothing
+    steps = 4 + (options.crop_lungs or options.lung_filter) + options.crop_lungs + options.lung_filter \
+        + bool(options.radius)
+    with tqdm(total=steps, unit="step",
               bar_format="{desc:<34}{bar:20} {n_fmt}/{total_fmt} [{elapsed}]") as bar:
         def step(name: str) -> None:
             bar.set_description_str(name)
