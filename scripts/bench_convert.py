@@ -58,7 +58,6 @@ def main() -> None:
 
     import SimpleITK as sitk
 
-    from nnunet_ts.cases import read_manifest  # noqa: F401  (imports warm before timing)
     from nnunet_ts.dataset_conversion.nsclc import convert_patient, group_by_patient
     from nnunet_ts.lung_crop import crop_array, plan_for_image
 
