@@ -85,3 +85,21 @@ def test_subsets_take_whole_patients_and_spread_tumour_volumes():
     # the largest tumours are not all in one subset
     top3 = [next(iter(per_patient[f"p{i}"])) for i in range(3)]
     assert len(set(top3)) == 3
+
+
+def test_an_interrupted_conversion_resumes_without_redoing_finished_items(tmp_path):
+    from nnunet_ts.dataset_conversion.common import Dropped, convert_items
+
+    calls = []
+
+    def convert_one(item, folder):
+        calls.append(item)
+        if item == "b" and calls.count("b") == 1:
+            raise KeyboardInterrupt
+        return [Dropped(item, "just testing")]
+
+    items = [(name, name) for name in "abc"]
+    with pytest.raises(KeyboardInterrupt):
+        convert_items(items, convert_one, tmp_path / "cohort", {"v": 1}, progress=False)
+    work, kept, dropped = convert_items(items, convert_one, tmp_path / "cohort", {"v": 1}, progress=False)
+    assert calls == ["a", "b", "b", "c"] and [d.source for d in dropped] == ["a", "b", "c"] and not kept

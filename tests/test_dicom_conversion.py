@@ -66,6 +66,12 @@ def test_rtstruct_contours_rasterise_onto_the_ct_grid(tmp_path):
     roi = rasterise_rtstruct(tmp_path / "rt" / "rt.dcm", image, r"GTV[-_ ]?1")
     assert roi.roi_names == ("GTV-1",) and roi.off_plane == 0 and roi.outside == 0
     assert dice(roi.mask, truth) >= 0.98
+    # a contour inside another on the same slice cuts a hole (XOR), as RTSTRUCT holes are drawn
+    outer, _ = ellipse_contours(spec, (24.0, 20.0, 8.0), (12.0, 10.0, 1.0))
+    inner, _ = ellipse_contours(spec, (24.0, 20.0, 8.0), (5.0, 4.0, 1.0))
+    write_rtstruct(tmp_path / "rt2" / "rt.dcm", ct, spec, {"GTV-ring": outer + inner})
+    ring = rasterise_rtstruct(tmp_path / "rt2" / "rt.dcm", image, "gtv-RING").mask
+    assert ring[8, 20, 24] == 0 and ring[8, 20, 33] == 1 and ring[8, 20, 38] == 0 and ring[7].sum() == 0
     with pytest.raises(InputError, match=r"no ROI matching .*'GTV-1', 'Lung-Right'|no ROI matching .*'Lung-Right', 'GTV-1'"):
         rasterise_rtstruct(tmp_path / "rt" / "rt.dcm", image, "GTV-2")
 
