@@ -273,6 +273,9 @@ def write_datasets(records: list[CaseRecord], raw: Path, cohort: Path, options: 
         if kind == "student" and options.crop_lungs:
             # the dataset records how its lungs were found (a classical fallback is flagged here)
             shutil.copy(cohort / "lung_crops" / "lung_crops.json", folder / "lung_crops.json")
+            crops = json.loads((folder / "lung_crops.json").read_text())
+            result["lung_crops"] = (f"lung masks by {', '.join(crops['methods'])}"
+                                    + (" (FALLBACK: lungmask weights not found)" if crops["fallback_used"] else ""))
         result[kind] = str(folder)
     return result
 

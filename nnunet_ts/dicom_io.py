@@ -24,8 +24,7 @@ SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # (multi-frame) secondar
 _HEADER_TAGS = ("SeriesInstanceUID", "StudyInstanceUID", "PatientID", "Modality", "SOPClassUID",
                 "SOPInstanceUID", "ImageType", "SeriesDescription", "FrameOfReferenceUID",
                 "ImagePositionPatient", "ImageOrientationPatient", "Rows", "Columns",
-                "SamplesPerPixel", "StudyDate", "SeriesNumber", "SliceThickness",
-                "ReferencedFrameOfReferenceSequence")
+                "SamplesPerPixel", "StudyDate", "SeriesNumber")
 
 
 @dataclass

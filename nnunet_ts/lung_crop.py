@@ -60,8 +60,12 @@ def lungmask_weights(path: str | Path | None = None) -> Path | None:
 
 
 def compute_lung_mask(image, weights: str | Path | None = None, force_cpu: bool = True,
-                      batch_size: int = 20) -> LungMask:
-    """Lung labels of a CT (SimpleITK image in HU), with lungmask R231 or the classical fallback."""
+                      batch_size: int = 20, announce: bool = True) -> LungMask:
+    """Lung labels of a CT (SimpleITK image in HU), with lungmask R231 or the classical fallback.
+
+    The fallback is recorded in the result's ``warning``; with ``announce`` it is also printed to
+    stderr and raised as a :class:`LungMaskFallbackWarning` (loops announce it once).
+    """
     import SimpleITK as sitk
 
     path = lungmask_weights(weights)
@@ -81,8 +85,9 @@ def compute_lung_mask(image, weights: str | Path | None = None, force_cpu: bool 
         labels = np.asarray(inferer.apply(image), dtype=np.uint8)
         return LungMask(labels, "lungmask-R231", str(path))
     message = f"lung mask: {reason}; using the classical HU-threshold lung mask instead (less robust)"
-    warnings.warn(message, LungMaskFallbackWarning, stacklevel=2)
-    print(f"WARNING: {message}", file=sys.stderr)
+    if announce:
+        warnings.warn(message, LungMaskFallbackWarning, stacklevel=2)
+        print(f"WARNING: {message}", file=sys.stderr)
     hu = sitk.GetArrayViewFromImage(image)
     return LungMask(classical_lung_mask(hu, image.GetDirection(), image.GetSpacing()), "classical",
                     None, message)
@@ -245,11 +250,12 @@ def paste_back(crops: Sequence[np.ndarray], plan: CropPlan, fill: float = 0) -> 
 
 
 def plan_for_image(image, weights: str | Path | None = None, margin_mm: float = 10.0,
-                   force_cpu: bool = True) -> CropPlan:
+                   force_cpu: bool = True, announce: bool = True) -> CropPlan:
     """Lung mask + crop plan of a SimpleITK CT image."""
     from nnunet_ts.image_io import geometry_of
 
-    return plan_crops(compute_lung_mask(image, weights, force_cpu), geometry_of(image), margin_mm)
+    lungs = compute_lung_mask(image, weights, force_cpu, announce=announce)
+    return plan_crops(lungs, geometry_of(image), margin_mm)
 
 
 def crop_records(records, out_dir: str | Path, weights: str | Path | None = None, margin_mm: float = 10.0,
@@ -272,7 +278,8 @@ def crop_records(records, out_dir: str | Path, weights: str | Path | None = None
     cropped, summary = [], {}
     for record in tqdm(records, desc="lung crops", unit="case", disable=not progress, leave=False):
         image = sitk.ReadImage(str(record.ct))
-        plan = plan_for_image(image, weights, margin_mm)
+        plan = plan_for_image(image, weights, margin_mm, announce=not any(
+            v["method"] == "classical" for v in summary.values()))
         plan.save(out_dir / f"{record.case_id}_crop.json")
         summary[record.case_id] = {"method": plan.method, "warning": plan.warning,
                                    "crops": [asdict(c) for c in plan.crops]}
