@@ -60,7 +60,8 @@ class DicomSeries:
 
     def label(self) -> str:
         """Short human description for reports."""
-        return (f"patient {self.patient_id} series {self.series_uid} ({self.modality}, '{self.description}', {len(self.files)} "
+        return (f"patient {self.patient_id} series {self.series_uid} ({self.modality}, "
+                f"'{self.description}', {len(self.files)} "
                 f"file(s), in {self.folder})")
 
 

@@ -84,12 +84,15 @@ def read_ct_input(path: str | Path, series_uid: str | None = None):
         cts = [s for s in series if ct_exclusion_reason(s) is None]
         if series_uid is not None:
             cts = [s for s in cts if s.series_uid == series_uid]
-        if len(cts) != 1:
+        if not cts:
+            found = ", ".join(sorted({s.modality for s in series}))
+            chosen = f" with series UID {series_uid}" if series_uid else ""
+            raise InputError(f"DICOM folder {path} holds no CT series{chosen} (found: {found}); point to "
+                             f"the CT's folder or fix --series-uid")
+        if len(cts) > 1:
             listing = "; ".join(f"{s.series_uid} ({len(s.files)} slices, '{s.description}')" for s in cts)
-            raise InputError(f"DICOM folder {path} holds {len(cts)} CT series{' matching --series-uid' if series_uid else ''}"
-                             f"{': ' + listing if cts else ''}; pass --series-uid to choose one"
-                             if cts else f"DICOM folder {path} holds no CT series "
-                             f"(found: {', '.join(sorted({s.modality for s in series}))})")
+            raise InputError(f"DICOM folder {path} holds {len(cts)} CT series: {listing}; pass --series-uid "
+                             f"to choose one")
         return read_ct(cts[0])
     if not path.name.lower().endswith(NIFTI_ENDINGS):
         raise InputError(f"input {path} is neither a DICOM folder nor an image file ({', '.join(NIFTI_ENDINGS)})")

@@ -52,7 +52,8 @@ def test_convert_msd_writes_cohort_subsets_and_datasets(task06, tmp_path, monkey
         mask, _ = read_image(cohort / f"msd_lung_{i + 1:03d}_mask.nii.gz")
         assert np.array_equal(mask, read_image(task06 / "labelsTr" / f"lung_{i + 1:03d}.nii.gz")[0] > 0)
 
-    teacher, student, weak = (raw / f"Dataset64{k}_MSDLung{n}" for k, n in ((0, "Teacher"), (1, "Student"), (2, "Weak")))
+    teacher, student, weak = (raw / f"Dataset64{k}_MSDLung{kind}"
+                              for k, kind in enumerate(("Teacher", "Student", "Weak")))
     strong = sorted(c for c, s in subsets.items() if s == "strong")
     assert sorted(p.name[:-len("_0000.nii.gz")] for p in (teacher / "imagesTr").glob("*_0000.nii.gz")) == strong
     assert len(list((teacher / "labelsTs").iterdir())) == 1

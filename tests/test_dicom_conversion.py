@@ -72,7 +72,7 @@ def test_rtstruct_contours_rasterise_onto_the_ct_grid(tmp_path):
     write_rtstruct(tmp_path / "rt2" / "rt.dcm", ct, spec, {"GTV-ring": outer + inner})
     ring = rasterise_rtstruct(tmp_path / "rt2" / "rt.dcm", image, "gtv-RING").mask
     assert ring[8, 20, 24] == 0 and ring[8, 20, 33] == 1 and ring[8, 20, 38] == 0 and ring[7].sum() == 0
-    with pytest.raises(InputError, match=r"no ROI matching .*'GTV-1', 'Lung-Right'|no ROI matching .*'Lung-Right', 'GTV-1'"):
+    with pytest.raises(InputError, match=r"no ROI matching .*\(ROIs: 'Lung-Right', 'GTV-1'\)"):
         rasterise_rtstruct(tmp_path / "rt" / "rt.dcm", image, "GTV-2")
 
 
@@ -160,3 +160,20 @@ def test_lungdx_keeps_annotated_ct_only_and_places_boxes(tmp_path):
         ct, _ = read_image(weak / f"lungdx_{patient}_1_0000.nii.gz")
         assert np.array_equal(segbox > 0, expected[patient])  # right slices, right pixels
         assert (ct[segbox > 0] == 1000).all()
+
+
+def test_predict_input_picks_the_one_ct_series_or_asks_for_its_uid(tmp_path):
+    from nnunet_ts.predict import read_ct_input
+
+    rng = np.random.default_rng(4)
+    small = dict(shape=(4, 8, 8), slope=1.0)
+    first = write_series(tmp_path / "a", ct_spec(rng, **small), rng)
+    write_series(tmp_path / "pet", ct_spec(rng, modality="PT", sop_class=PET_STORAGE, **small), rng)
+    assert read_ct_input(tmp_path).GetSize() == (8, 8, 4)  # the PET series does not count
+    write_series(tmp_path / "b", ct_spec(rng, **small), rng)
+    with pytest.raises(InputError, match="holds 2 CT series: .*pass --series-uid"):
+        read_ct_input(tmp_path)
+    image = read_ct_input(tmp_path, series_uid=first.series_uid)
+    assert_same_geometry(image, sitk_reference(tmp_path / "a"))
+    with pytest.raises(InputError, match="neither a DICOM folder nor an image file"):
+        read_ct_input(tmp_path / "a" / "x.dcm")
