@@ -90,6 +90,7 @@ class ConversionOptions:
     crop_lungs: bool = False
     lungmask_weights: str | None = None
     crop_margin_mm: float = 10.0
+    workers: int = 1
     extra: dict = field(default_factory=dict)
 
 
@@ -99,15 +100,41 @@ def safe_id(text: str) -> str:
     return cleaned or "x"
 
 
+def _convert_safely(convert_one: Callable[[object, Path], list], key: str, item, folder: Path) -> list[dict]:
+    """One item's results as JSON-ready dicts; an InputError becomes the item's drop reason."""
+    try:
+        results = convert_one(item, folder)
+    except InputError as exc:
+        results = [Dropped(key, str(exc))]
+    return [{"type": type(r).__name__, **asdict(r)} for r in results]
+
+
+def _run(todo: list[tuple[str, object]], convert_one, folder: Path, workers: int):
+    """(key, results) per item, in order; in a process pool with ``workers`` > 1."""
+    if workers <= 1:
+        for key, item in todo:
+            yield key, _convert_safely(convert_one, key, item, folder)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: forked workers would inherit torch/OpenMP state of the parent
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [(key, pool.submit(_convert_safely, convert_one, key, item, folder)) for key, item in todo]
+        for key, future in futures:
+            yield key, future.result()
+
+
 def convert_items(items: Sequence[tuple[str, object]], convert_one: Callable[[object, Path], list],
-                  cohort: Path, fingerprint: dict, progress: bool = True,
-                  desc: str = "convert") -> tuple["WorkFolder", list[ConvertedCase], list[Dropped]]:
+                  cohort: Path, fingerprint: dict, progress: bool = True, desc: str = "convert",
+                  workers: int = 1) -> tuple["WorkFolder", list[ConvertedCase], list[Dropped]]:
     """Run ``convert_one(item, work_folder)`` for every ``(key, item)``, resumably.
 
     ``convert_one`` returns a list of :class:`ConvertedCase` and :class:`Dropped`; an
     :class:`InputError` it raises drops the whole item with the error's message as reason (the
     item is reported, never silently skipped). Finished items of an interrupted run with the same
-    ``fingerprint`` are not converted again.
+    ``fingerprint`` are not converted again. With ``workers`` > 1, items are converted in that many
+    processes (``convert_one`` and the items must then be picklable).
 
     Returns:
         (work folder, kept cases, dropped items); :func:`finish_conversion` moves the work
@@ -120,23 +147,20 @@ def convert_items(items: Sequence[tuple[str, object]], convert_one: Callable[[ob
     work = WorkFolder(cohort, fingerprint)
     kept: list[ConvertedCase] = []
     dropped: list[Dropped] = []
-    with tqdm(total=len(items), initial=0, desc=desc, unit="item", disable=not progress) as bar:
-        for key, item in items:
-            if key not in work.done:
-                try:
-                    results = convert_one(item, work.path)
-                except InputError as exc:
-                    results = [Dropped(key, str(exc))]
-                work.mark_done(key, [{"type": type(r).__name__, **asdict(r)} for r in results])
-            for entry in work.done[key]:
-                entry = dict(entry)
-                kind = entry.pop("type")
-                if kind == "ConvertedCase":
-                    kept.append(ConvertedCase(**{**entry, "notes": tuple(entry.get("notes", ()))}))
-                else:
-                    dropped.append(Dropped(**entry))
+    todo = [(key, item) for key, item in items if key not in work.done]
+    with tqdm(total=len(items), initial=len(items) - len(todo), desc=desc, unit="item",
+              disable=not progress) as bar:
+        for key, results in _run(todo, convert_one, work.path, workers):
+            work.mark_done(key, results)
             bar.update(1)
-            bar.set_postfix(kept=len(kept), dropped=len(dropped))
+            bar.set_postfix(cases=sum(r["type"] == "ConvertedCase" for rs in work.done.values() for r in rs))
+    for key, _ in items:
+        for entry in work.done[key]:
+            entry = dict(entry)
+            if entry.pop("type") == "ConvertedCase":
+                kept.append(ConvertedCase(**{**entry, "notes": tuple(entry.get("notes", ()))}))
+            else:
+                dropped.append(Dropped(**entry))
     duplicates = [c for c, n in Counter(k.case_id for k in kept).items() if n > 1]
     if duplicates:
         raise InputError(f"case ids {duplicates[:3]} were produced twice; the source holds the same "
@@ -197,9 +221,10 @@ def run_conversion(source: str, items: Sequence[tuple[str, object]],
     if not items:
         raise InputError(f"found nothing to convert in {src}; check the path points to the {source} "
                          f"download (see `nnunet_ts convert {source} --help` for the layout)")
-    fingerprint = {"source": source, "src": str(Path(src).resolve()),
-                   "options": {k: v for k, v in asdict(options).items() if k != "overwrite"}}
-    work, kept, dropped = convert_items(items, convert_one, cohort, fingerprint, progress, desc=source)
+    fingerprint = {"source": source, "src": str(Path(src).resolve()), "options": {
+        k: v for k, v in asdict(options).items() if k not in ("overwrite", "workers")}}
+    work, kept, dropped = convert_items(items, convert_one, cohort, fingerprint, progress, desc=source,
+                                        workers=options.workers)
     if not kept:
         reasons = "; ".join(f"{d.source}: {d.reason}" for d in dropped[:3])
         raise InputError(f"no case of {src} could be converted ({len(dropped)} dropped; first: "

@@ -148,7 +148,8 @@ def test_lungdx_keeps_annotated_ct_only_and_places_boxes(tmp_path):
     assert reasons == sorted(["fused PET/CT", "not CT (PET)", "not CT (OT)"])
 
     raw = tmp_path / "raw"
-    report = convert_lung_pet_ct_dx(src, raw, ConversionOptions(dataset_id=620, name="LungDx"), progress=False)
+    report = convert_lung_pet_ct_dx(src, raw, ConversionOptions(dataset_id=620, name="LungDx", workers=2),
+                                    progress=False)  # two processes: the pool path works
     assert report["kept"] == 2 and report["subsets"] == {"weak": 2}
     why = sorted(d["reason"] for d in report["dropped_items"])
     assert len(why) == 4 and "z-extent 5.0 cm outside [16, 60] cm" in why

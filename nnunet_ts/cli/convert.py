@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction, weak_fraction=args.weak_fraction, segbox_mode=args.segbox,
         num_folds=args.folds, seed=args.seed, overwrite=args.overwrite, crop_lungs=args.crop_lungs,
         lungmask_weights=str(args.lungmask_weights) if args.lungmask_weights else None,
-        crop_margin_mm=args.crop_margin_mm)
+        crop_margin_mm=args.crop_margin_mm, workers=args.workers)
     if args.source == "msd":
         from nnunet_ts.dataset_conversion.msd import convert_msd_lung
 
@@ -92,6 +92,7 @@ def _add_common(p: argparse.ArgumentParser, source: str) -> None:
                    help="lungmask R231 state dict (.pth); default: lungmask's torch hub cache, else a "
                         "classical lung mask with a warning recorded in the dataset")
     p.add_argument("--crop-margin-mm", type=non_negative, default=10.0, help="margin around each lung (mm)")
+    p.add_argument("--workers", type=positive_int, default=1, help="processes converting patients in parallel")
     p.add_argument("--overwrite", action="store_true", help="replace an existing cohort folder and datasets")
 
 
