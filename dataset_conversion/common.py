@@ -119,10 +119,13 @@ def _run(todo: list[tuple[str, object]], convert_one, folder: Path, workers: int
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: forked workers would inherit torch/OpenMP state of the parent
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
         futures = [(key, pool.submit(_convert_safely, convert_one, key, item, folder)) for key, item in todo]
         for key, future in futures:
             yield key, future.result()
+    finally:  # after an error or Ctrl-C, do not convert the queued items first
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def convert_items(items: Sequence[tuple[str, object]], convert_one: Callable[[object, Path], list],
