@@ -29,7 +29,11 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "tqdm>=4.60",
+        "pydicom>=3.0",
+        "scikit-image>=0.21",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # lungmask (R231 lung masks for lung cropping) reuses nnU-Net's torch; without it, or without
+    # its weights, lung cropping falls back to a classical lung mask and says so.
+    extras_require={"lungmask": ["lungmask>=0.2.20"], "test": ["pytest>=7", "lungmask>=0.2.20"]},
     entry_points={"console_scripts": ["nnunet_ts=nnunet_ts.cli.main:entry"]},
 )

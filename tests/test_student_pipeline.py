@@ -292,3 +292,19 @@ def test_without_sources_every_case_is_strong(student_env):
     assert trainer.sources == {} and not dataset_tr.pseudo_cases
     batch = next(trainer.get_dataloaders()[0])
     assert set(torch.unique(batch["target"][0]).tolist()) <= {0.0, 1.0}  # nnU-Net's masks
+
+
+def test_soft_targets_command_errors(student_env, capsys, tmp_path):
+    assert main(["soft-targets", "-d", "977"]) == 2
+    assert "no Dataset977_*" in capsys.readouterr().err
+    assert main(["soft-targets", "-d", str(STUDENT_ID), "-c", "2d_nope"]) == 2
+    assert "has no configuration '2d_nope'" in capsys.readouterr().err
+    # a stored soft target whose raw file is gone is trusted; a missing one is an error naming the file
+    folder = _preprocessed(student_env) / "nnUNetPlans_3d_fullres"
+    from nnunet_ts.errors import InputError
+    from nnunet_ts.soft_targets import ensure_soft_targets
+
+    with pytest.raises(InputError, match=r"soft target .*nowhere.case_004.nii.gz of pseudo case case_004 is missing"):
+        ensure_soft_targets(folder, tmp_path / "nowhere", ["case_004"], None, overwrite=True)
+    assert main(["soft-targets", "-d", str(STUDENT_ID)]) == 0
+    assert ensure_soft_targets(folder, tmp_path / "nowhere", ["case_004"], None) == []

@@ -25,6 +25,8 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("pseudolabel", "nnunet_ts.cli.pseudolabel", "run a trained teacher on the weak set and write a student dataset of soft targets"),
     ("tiny-plans", "nnunet_ts.cli.tiny_plans", "add a tiny CPU-sized configuration to a dataset's plans"),
     ("evaluate", "nnunet_ts.cli.evaluate", "DSC, DSC-TP and lesion-level F1 of predictions vs ground truth"),
+    ("convert", "nnunet_ts.cli.convert", "convert MSD Lung, NSCLC-Radiomics or Lung-PET-CT-Dx into nnU-Net datasets"),
+    ("predict", "nnunet_ts.cli.predict", "segment lung tumours in a CT (NIfTI or DICOM) with a trained model"),
 )
 
 

@@ -1,0 +1,329 @@
+"""DICOM input: series discovery, CT series reading, RTSTRUCT contour rasterisation.
+
+Libraries, not hand-written parsers: pydicom reads headers (series grouping, modality, RTSTRUCT
+contours), SimpleITK's ``ImageSeriesReader`` (GDCM) reads the pixel data with rescale
+slope/intercept and builds the geometry, scikit-image's ``polygon`` fills contours.
+
+Conventions: arrays are (z, y, x) as SimpleITK gives them; patient coordinates are DICOM's LPS in
+mm. Slices are ordered by their position along the slice normal (row x column cosines), which is
+GDCM's own order, so our images equal ``sitk.ImageSeriesReader`` reading
+``GetGDCMSeriesFileNames`` of the same series.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from nnunet_ts.errors import InputError
+
+SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"  # (multi-frame) secondary capture SOP classes
+_HEADER_TAGS = ("SeriesInstanceUID", "StudyInstanceUID", "PatientID", "Modality", "SOPClassUID",
+                "SOPInstanceUID", "ImageType", "SeriesDescription", "FrameOfReferenceUID",
+                "ImagePositionPatient", "ImageOrientationPatient", "Rows", "Columns",
+                "SamplesPerPixel", "StudyDate", "SeriesNumber")
+
+
+@dataclass
+class DicomSeries:
+    """One DICOM series found on disk (headers only).
+
+    Attributes:
+        files: the series' files; for image series sorted along the slice normal by
+            :func:`sorted_slices` when read.
+        sop_uids: SOPInstanceUID of each entry of ``files`` (same order).
+        positions: ImagePositionPatient (x, y, z mm) per file, None for non-image objects.
+    """
+
+    series_uid: str
+    study_uid: str
+    patient_id: str
+    modality: str
+    sop_class_uid: str
+    image_type: tuple[str, ...]
+    description: str
+    frame_of_reference: str
+    orientation: tuple[float, ...] | None
+    study_date: str = ""
+    files: list[Path] = field(default_factory=list)
+    sop_uids: list[str] = field(default_factory=list)
+    positions: list[tuple[float, float, float] | None] = field(default_factory=list)
+    shapes: set = field(default_factory=set)
+    samples_per_pixel: int = 1
+
+    @property
+    def folder(self) -> Path:
+        return self.files[0].parent
+
+    def label(self) -> str:
+        """Short human description for reports."""
+        return (f"patient {self.patient_id} series {self.series_uid} ({self.modality}, "
+                f"'{self.description}', {len(self.files)} "
+                f"file(s), in {self.folder})")
+
+
+def discover_series(root: str | Path, progress: bool = False) -> list[DicomSeries]:
+    """All DICOM series under ``root`` (recursively), grouped by SeriesInstanceUID.
+
+    Files that are not DICOM (and DICOMDIR indexes) are skipped. Returns series sorted by
+    (patient, study, series number, uid).
+
+    Raises:
+        InputError: ``root`` is not a folder or holds no DICOM file.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+    from tqdm import tqdm
+
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"DICOM folder {root} does not exist or is not a folder")
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.name.upper() != "DICOMDIR" and p.suffix.lower() not in (".xml", ".json", ".csv", ".txt"))
+    found: dict[str, DicomSeries] = {}
+    numbers: dict[str, int] = {}
+    for path in tqdm(paths, desc=f"reading DICOM headers in {root.name}", unit="file", disable=not progress,
+                     leave=False):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_HEADER_TAGS))
+        except (InvalidDicomError, OSError, ValueError, TypeError, AttributeError):
+            continue
+        uid = str(ds.get("SeriesInstanceUID", "") or "")
+        if not uid:
+            continue
+        series = found.get(uid)
+        if series is None:
+            iop = ds.get("ImageOrientationPatient")
+            series = DicomSeries(
+                series_uid=uid, study_uid=str(ds.get("StudyInstanceUID", "")),
+                patient_id=str(ds.get("PatientID", "") or ""), modality=str(ds.get("Modality", "")).upper(),
+                sop_class_uid=str(ds.get("SOPClassUID", "")),
+                image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
+                description=str(ds.get("SeriesDescription", "") or ""),
+                frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
+                orientation=tuple(float(v) for v in iop) if iop is not None else None,
+                study_date=str(ds.get("StudyDate", "") or ""),
+                samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1))
+            found[uid] = series
+            numbers[uid] = int(ds.get("SeriesNumber", 0) or 0)
+        ipp = ds.get("ImagePositionPatient")
+        series.files.append(path)
+        series.sop_uids.append(str(ds.get("SOPInstanceUID", "")))
+        series.positions.append(tuple(float(v) for v in ipp) if ipp is not None else None)
+        if "Rows" in ds and "Columns" in ds:
+            series.shapes.add((int(ds.Rows), int(ds.Columns)))
+    if not found:
+        raise InputError(f"no DICOM file found under {root}; point to the folder holding the "
+                         f"patient's series (files may have any name, DICOMDIR is ignored)")
+    return sorted(found.values(), key=lambda s: (s.patient_id, s.study_uid, numbers[s.series_uid], s.series_uid))
+
+
+def ct_exclusion_reason(series: DicomSeries) -> str | None:
+    """Why a series is not a plain CT volume (None when it is one).
+
+    Dropped: other modalities (PET, RTSTRUCT, ...), secondary captures (screenshots), fused
+    PET/CT (ImageType FUSED/FUSION, or "fused"/"fusion" in the description), localizers (scouts), colour images,
+    fewer than 2 slices, and slices of different sizes or orientations.
+    """
+    if series.modality != "CT":
+        kind = {"PT": "PET"}.get(series.modality, series.modality or "unknown modality")
+        return f"not CT ({kind})"
+    if series.sop_class_uid.startswith(SECONDARY_CAPTURE_PREFIX):
+        return "secondary capture"
+    # Only explicit fusion markers: the CT half of a PET/CT exam is often described "PET/CT" too.
+    if any("FUSED" in t or "FUSION" in t for t in series.image_type) or \
+            re.search(r"\bfus(ed|ion)\b", series.description, re.IGNORECASE):
+        return "fused PET/CT"
+    if "LOCALIZER" in series.image_type:
+        return "localizer (scout)"
+    if series.samples_per_pixel != 1:
+        return "colour image (not a CT volume)"
+    if len(series.files) < 2:
+        return f"{len(series.files)} slice(s), not a volume"
+    if len(series.shapes) != 1 or series.orientation is None or any(p is None for p in series.positions):
+        return "slices differ in size or lack position/orientation"
+    return None
+
+
+def slice_normal(orientation: Iterable[float]) -> np.ndarray:
+    """Unit normal (x, y, z) of the slices from ImageOrientationPatient (row, column cosines)."""
+    o = np.asarray(list(orientation), float)
+    normal = np.cross(o[:3], o[3:])
+    return normal / np.linalg.norm(normal)
+
+
+def sorted_slices(series: DicomSeries) -> tuple[list[Path], list[str], np.ndarray]:
+    """(files, SOPInstanceUIDs, slice positions along the normal in mm), ascending along the normal."""
+    normal = slice_normal(series.orientation)
+    along = np.array([np.dot(normal, p) for p in series.positions])
+    order = np.argsort(along, kind="stable")
+    return ([series.files[i] for i in order], [series.sop_uids[i] for i in order], along[order])
+
+
+def slice_spacing(series: DicomSeries, tolerance: float = 0.05) -> float:
+    """Uniform distance between consecutive slices (mm).
+
+    Raises:
+        InputError: duplicate positions or gaps (spacings differ by more than ``tolerance``
+            relative), which a volume reader would silently distort.
+    """
+    _, _, along = sorted_slices(series)
+    gaps = np.diff(along)
+    if len(gaps) == 0 or gaps.min() <= 1e-3:
+        raise InputError(f"{series.label()}: two or more slices share a position; the series holds "
+                         f"duplicate or overlapping acquisitions; split or clean it")
+    if (gaps.max() - gaps.min()) > tolerance * gaps.mean():
+        raise InputError(f"{series.label()}: slice spacing is not uniform ({gaps.min():.2f}-"
+                         f"{gaps.max():.2f} mm): slices are missing; complete the series or drop it")
+    return float(gaps.mean())
+
+
+def read_ct(series: DicomSeries):
+    """Read a CT series as a SimpleITK image in HU (int16), slices ordered along the normal.
+
+    Rescale slope and intercept are applied by GDCM; values are rounded to whole HU.
+
+    Raises:
+        InputError: not a plain CT (see :func:`ct_exclusion_reason`), missing slices, or a file
+            GDCM cannot decode.
+    """
+    import SimpleITK as sitk
+
+    reason = ct_exclusion_reason(series)
+    if reason is not None:
+        raise InputError(f"{series.label()} is not a CT volume: {reason}")
+    slice_spacing(series)
+    files, _, _ = sorted_slices(series)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise InputError(f"{series.label()} cannot be decoded ({last}); check the files are complete "
+                         f"(compressed transfer syntaxes need GDCM support)") from None
+    hu = sitk.GetArrayViewFromImage(image)
+    out = sitk.GetImageFromArray(np.clip(np.rint(hu), -32768, 32767).astype(np.int16))
+    out.CopyInformation(image)
+    return out
+
+
+# ----------------------------------------------------------------------------- RTSTRUCT
+
+def referenced_series_uids(rtstruct) -> set[str]:
+    """SeriesInstanceUIDs an RTSTRUCT dataset says its contours were drawn on."""
+    uids = set()
+    for frame in rtstruct.get("ReferencedFrameOfReferenceSequence", []) or []:
+        for study in frame.get("RTReferencedStudySequence", []) or []:
+            for ser in study.get("RTReferencedSeriesSequence", []) or []:
+                uids.add(str(ser.get("SeriesInstanceUID", "")))
+    return uids
+
+
+def roi_names(rtstruct) -> dict[int, str]:
+    """ROINumber -> ROIName of an RTSTRUCT dataset."""
+    return {int(r.ROINumber): str(r.get("ROIName", "")).strip()
+            for r in rtstruct.get("StructureSetROISequence", []) or []}
+
+
+def match_rois(rtstruct, pattern: str) -> dict[int, str]:
+    """ROIs whose name matches ``pattern`` (a regular expression, whole name, case-insensitive)."""
+    regex = re.compile(pattern, re.IGNORECASE)
+    return {n: name for n, name in roi_names(rtstruct).items() if regex.fullmatch(name)}
+
+
+@dataclass(frozen=True)
+class RasterisedRoi:
+    """A mask rasterised from RTSTRUCT contours.
+
+    Attributes:
+        mask: uint8 {0, 1}, (z, y, x) on the CT grid.
+        roi_names: the ROIs merged into the mask.
+        n_contours: closed planar contours filled.
+        off_plane: contours more than a quarter slice from a CT slice plane (snapped to the nearest).
+        outside: contours whose plane lies outside the CT (ignored).
+    """
+
+    mask: np.ndarray
+    roi_names: tuple[str, ...]
+    n_contours: int
+    off_plane: int
+    outside: int
+
+
+def read_rtstruct(path: str | Path):
+    """The full pydicom dataset of an RTSTRUCT file.
+
+    Raises:
+        InputError: unreadable or not an RTSTRUCT.
+    """
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # pydicom raises many types for damaged files
+        raise InputError(f"RTSTRUCT {path} cannot be read ({exc}); re-download it") from None
+    if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
+        raise InputError(f"{path} is not an RTSTRUCT (modality {ds.get('Modality', '?')})")
+    return ds
+
+
+def rasterise_rtstruct(path: str | Path, image, roi_pattern: str) -> RasterisedRoi:
+    """Rasterise the ROIs of an RTSTRUCT matching ``roi_pattern`` onto the grid of ``image``.
+
+    Contour points (patient mm) are mapped to continuous voxel indices through the image's origin,
+    spacing and direction; each contour is filled in its slice with ``skimage.draw.polygon``
+    (voxel centres inside the polygon). Contours in one slice are combined by XOR, the usual
+    RTSTRUCT convention for holes (an inner contour cuts out of an outer one); matching ROIs are
+    combined by union.
+
+    Raises:
+        InputError: unreadable file, no ROI matching the pattern (the message lists the ROI
+            names), or matching ROIs without any closed planar contour.
+    """
+    from skimage.draw import polygon
+
+    ds = read_rtstruct(path)
+    path = Path(path)
+    matched = match_rois(ds, roi_pattern)
+    if not matched:
+        names = ", ".join(repr(n) for n in roi_names(ds).values()) or "none"
+        raise InputError(f"RTSTRUCT {path} has no ROI matching --roi-pattern {roi_pattern!r} (ROIs: "
+                         f"{names}); pass a pattern that selects the tumour (GTV)")
+    size = image.GetSize()
+    shape = (size[2], size[1], size[0])
+    origin = np.asarray(image.GetOrigin(), float)
+    # voxel index (x, y, z) -> point: origin + D @ diag(spacing) @ index
+    to_index = np.linalg.inv(np.asarray(image.GetDirection(), float).reshape(3, 3)
+                             @ np.diag(image.GetSpacing()))
+    mask = np.zeros(shape, dtype=bool)
+    n = off_plane = outside = 0
+    for roi in ds.get("ROIContourSequence", []) or []:
+        if int(roi.get("ReferencedROINumber", -1)) not in matched:
+            continue
+        for contour in roi.get("ContourSequence", []) or []:
+            if str(contour.get("ContourGeometricType", "CLOSED_PLANAR")).upper() != "CLOSED_PLANAR":
+                continue
+            points = np.asarray(contour.ContourData, float).reshape(-1, 3)
+            if len(points) < 3:
+                continue
+            index = (to_index @ (points - origin).T).T  # (n, 3): x, y, z indices
+            z_mean = index[:, 2].mean()
+            z = int(np.rint(z_mean))
+            if not 0 <= z < shape[0]:
+                outside += 1
+                continue
+            if abs(z_mean - z) > 0.25 or np.ptp(index[:, 2]) > 0.5:
+                off_plane += 1
+            rows, cols = polygon(index[:, 1], index[:, 0], shape=shape[1:])
+            fill = np.zeros(shape[1:], dtype=bool)
+            fill[rows, cols] = True
+            mask[z] ^= fill
+            n += 1
+    if n == 0:
+        raise InputError(f"RTSTRUCT {path}: ROI(s) {', '.join(matched.values())} hold no closed planar "
+                         f"contour inside the CT; check that the RTSTRUCT belongs to this CT series")
+    return RasterisedRoi(mask.astype(np.uint8), tuple(sorted(matched.values())), n, off_plane, outside)

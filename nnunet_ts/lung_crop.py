@@ -1,0 +1,305 @@
+"""Lung cropping: one crop around each lung, applied identically to CT, masks, soft targets and
+boxes, with what it takes to paste predictions back exactly (the paper's student input).
+
+Lung masks come from ``lungmask`` (Hofmanninger et al. 2020, model R231) when its weights are on
+disk (an explicit path, or lungmask's own torch hub cache); otherwise from a classical method
+(HU threshold, air outside the body removed, connected components with ``cc3d``, holes filled)
+with a loud warning, and the method used is recorded in every :class:`CropPlan`.
+
+Arrays are (z, y, x). A crop is a half-open index box ``[start, stop)`` per axis of the original
+grid; the cropped grid keeps spacing and direction and moves the origin to the crop's first voxel,
+so every voxel keeps its physical position (``sitk.RegionOfInterest`` does the same).
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.image_io import Geometry
+from nnunet_ts.segbox import SliceRectangle
+
+R231_FILE = "unet_r231-d5d2fc3d.pth"   # the file name lungmask's downloader caches
+RIGHT, LEFT = 1, 2                     # R231's labels: 1 = right lung, 2 = left lung
+SIDES = {RIGHT: "right", LEFT: "left"}
+
+
+class LungMaskFallbackWarning(UserWarning):
+    """lungmask could not be used; the classical lung mask was used instead."""
+
+
+@dataclass(frozen=True)
+class LungMask:
+    """Lung labels (uint8 (z, y, x): 0 none, 1 right lung, 2 left lung) and how they were made."""
+
+    labels: np.ndarray
+    method: str                 # "lungmask-R231" or "classical"
+    weights: str | None = None
+    warning: str | None = None
+
+
+def lungmask_weights(path: str | Path | None = None) -> Path | None:
+    """The R231 state dict to use: ``path`` if given (must exist), else lungmask's cache file
+    (``<torch hub dir>/checkpoints/unet_r231-d5d2fc3d.pth``) if present, else None."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"lungmask weights {path} do not exist; download unet_r231-d5d2fc3d.pth "
+                             f"from https://github.com/JoHof/lungmask/releases or leave the option out")
+        return path
+    import torch
+
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / R231_FILE
+    return cached if cached.is_file() else None
+
+
+def compute_lung_mask(image, weights: str | Path | None = None, force_cpu: bool = True,
+                      batch_size: int = 20, announce: bool = True) -> LungMask:
+    """Lung labels of a CT (SimpleITK image in HU), with lungmask R231 or the classical fallback.
+
+    The fallback is recorded in the result's ``warning``; with ``announce`` it is also printed to
+    stderr and raised as a :class:`LungMaskFallbackWarning` (loops announce it once).
+    """
+    import SimpleITK as sitk
+
+    path = lungmask_weights(weights)
+    reason = None
+    if path is None:
+        reason = "no lungmask R231 weights on disk (pass --lungmask-weights or put them in lungmask's cache)"
+    else:
+        try:
+            from lungmask.mask import LMInferer
+        except ImportError:
+            if weights is not None:  # asked for explicitly: no quiet downgrade
+                raise InputError(f"--lungmask-weights {weights} given but the lungmask package is not "
+                                 f"installed; pip install 'nnunet_ts[lungmask]'") from None
+            reason = "the lungmask package is not installed (pip install 'nnunet_ts[lungmask]')"
+    if reason is None:
+        inferer = LMInferer(modelpath=str(path), force_cpu=force_cpu, batch_size=batch_size, tqdm_disable=True)
+        labels = np.asarray(inferer.apply(image), dtype=np.uint8)
+        return LungMask(labels, "lungmask-R231", str(path))
+    message = f"lung mask: {reason}; using the classical HU-threshold lung mask instead (less robust)"
+    if announce:
+        warnings.warn(message, LungMaskFallbackWarning, stacklevel=2)
+        print(f"WARNING: {message}", file=sys.stderr)
+    hu = sitk.GetArrayViewFromImage(image)
+    return LungMask(classical_lung_mask(hu, image.GetDirection(), image.GetSpacing()), "classical",
+                    None, message)
+
+
+def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = (1, 0, 0, 0, 1, 0, 0, 0, 1),
+                        spacing: Sequence[float] = (1.0, 1.0, 1.0), threshold_hu: float = -320.0,
+                        min_fraction: float = 0.2) -> np.ndarray:
+    """Lung labels (1 right, 2 left) from HU alone.
+
+    Air below ``threshold_hu`` that does not touch the in-plane image border (the air around the
+    body does) is split into 3D components (6-connected, ``cc3d``); the largest one and a second one
+    of at least ``min_fraction`` of its size are the lungs. When only one remains (lungs joined by
+    the trachea), it is split at the middle of its left-right extent. Axial holes (vessels,
+    tumours) are filled. Side is decided in patient coordinates (LPS: larger x = patient's left).
+    """
+    import cc3d
+    from scipy import ndimage
+
+    air = np.asarray(hu) < threshold_hu
+    labels = cc3d.connected_components(air, connectivity=6)
+    border = np.unique(np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
+                                       labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    sizes[border] = 0
+    out = np.zeros(air.shape, dtype=np.uint8)
+    if sizes.max() == 0:
+        return out
+    order = np.argsort(sizes)[::-1]
+    keep = [order[0]] + ([order[1]] if sizes[order[1]] >= min_fraction * sizes[order[0]] else [])
+    lung = np.isin(labels, keep)
+    for z in range(lung.shape[0]):
+        lung[z] = ndimage.binary_fill_holes(lung[z])
+    # patient-x (mm) of every voxel: a linear function of its index
+    d = np.asarray(direction, float).reshape(3, 3)
+    zz, yy, xx = np.nonzero(lung)
+    px = d[0, 0] * spacing[0] * xx + d[0, 1] * spacing[1] * yy + d[0, 2] * spacing[2] * zz
+    component = labels[zz, yy, xx]
+    if len(keep) == 2:  # between the two lungs' centres; filled-in voxels follow the same rule
+        split = 0.5 * (px[component == keep[0]].mean() + px[component == keep[1]].mean())
+    else:
+        split = 0.5 * (px.min() + px.max())
+    out[zz, yy, xx] = np.where(px > split, LEFT, RIGHT)
+    return out
+
+
+@dataclass(frozen=True)
+class LungCrop:
+    """One crop: ``side`` (``right``, ``left`` or ``whole``) and the half-open box (z, y, x)."""
+
+    side: str
+    start_zyx: tuple[int, int, int]
+    stop_zyx: tuple[int, int, int]
+
+    @property
+    def slices(self) -> tuple[slice, slice, slice]:
+        return tuple(slice(a, b) for a, b in zip(self.start_zyx, self.stop_zyx))
+
+    @property
+    def shape_zyx(self) -> tuple[int, int, int]:
+        return tuple(b - a for a, b in zip(self.start_zyx, self.stop_zyx))
+
+
+@dataclass(frozen=True)
+class CropPlan:
+    """Everything needed to crop a scan and paste crop predictions back.
+
+    Attributes:
+        geometry: the original grid.
+        crops: right lung first, then left (``whole``: no lung found, the scan is not cropped).
+        method, weights, warning: how the lung mask was made (see :class:`LungMask`).
+    """
+
+    geometry: Geometry
+    crops: tuple[LungCrop, ...]
+    margin_mm: float
+    method: str
+    weights: str | None = None
+    warning: str | None = None
+
+    def to_json(self) -> dict:
+        return {"format": "nnunet_ts.lung_crop", "version": 1, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "CropPlan":
+        g = doc["geometry"]
+        geometry = Geometry(tuple(g["shape_zyx"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
+        crops = tuple(LungCrop(c["side"], tuple(c["start_zyx"]), tuple(c["stop_zyx"])) for c in doc["crops"])
+        return cls(geometry, crops, doc["margin_mm"], doc["method"], doc.get("weights"), doc.get("warning"))
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "CropPlan":
+        return cls.from_json(json.loads(Path(path).read_text()))
+
+
+def plan_crops(lungs: LungMask, geometry: Geometry, margin_mm: float = 10.0) -> CropPlan:
+    """A crop per lung: its bounding box grown by ``margin_mm`` on every side, clipped to the image."""
+    margin = [int(np.ceil(margin_mm / s)) for s in geometry.spacing_zyx]
+    crops = []
+    for value, side in SIDES.items():
+        where = np.nonzero(lungs.labels == value)
+        if len(where[0]) == 0:
+            continue
+        start = tuple(max(int(w.min()) - m, 0) for w, m in zip(where, margin))
+        stop = tuple(min(int(w.max()) + 1 + m, n) for w, m, n in zip(where, margin, geometry.shape_zyx))
+        crops.append(LungCrop(side, start, stop))
+    warning = lungs.warning
+    if not crops:
+        crops = [LungCrop("whole", (0, 0, 0), tuple(geometry.shape_zyx))]
+        warning = "; ".join(filter(None, [warning, "no lung found: the whole scan is used as one crop"]))
+        print(f"WARNING: {warning}", file=sys.stderr)
+    return CropPlan(geometry, tuple(crops), float(margin_mm), lungs.method, lungs.weights, warning)
+
+
+def crop_array(array: np.ndarray, crop: LungCrop) -> np.ndarray:
+    """The crop of a (..., z, y, x) array (CT, mask, soft target, channels first)."""
+    return np.ascontiguousarray(array[(Ellipsis, *crop.slices)])
+
+
+def crop_geometry(geometry: Geometry, crop: LungCrop) -> Geometry:
+    """The grid of a crop: same spacing and direction, origin at the crop's first voxel."""
+    d = np.asarray(geometry.direction, float).reshape(3, 3)
+    start_xyz = np.asarray(crop.start_zyx[::-1], float)
+    origin = np.asarray(geometry.origin) + d @ (np.asarray(geometry.spacing) * start_xyz)
+    return Geometry(crop.shape_zyx, geometry.spacing, tuple(float(o) for o in origin), geometry.direction)
+
+
+def crop_rectangles(rects: Sequence[SliceRectangle], crop: LungCrop) -> list[SliceRectangle]:
+    """Rectangles in the crop's indices: clipped to the crop, those outside it dropped."""
+    (z0, y0, x0), (z1, y1, x1) = crop.start_zyx, crop.stop_zyx
+    out = []
+    for r in rects:
+        if not (z0 <= r.z < z1) or r.y_max < y0 or r.y_min >= y1 or r.x_max < x0 or r.x_min >= x1:
+            continue
+        out.append(SliceRectangle(r.z - z0, max(r.y_min, y0) - y0, min(r.y_max, y1 - 1) - y0,
+                                  max(r.x_min, x0) - x0, min(r.x_max, x1 - 1) - x0, r.lesion))
+    return out
+
+
+def paste_back(crops: Sequence[np.ndarray], plan: CropPlan, fill: float = 0) -> np.ndarray:
+    """Crop arrays (..., z, y, x) back onto the original grid; where crops overlap (the mediastinum
+    with a margin) the maximum wins, outside all crops ``fill``."""
+    if len(crops) != len(plan.crops):
+        raise ValueError(f"{len(crops)} arrays for {len(plan.crops)} crops")
+    lead = crops[0].shape[:-3]
+    out = np.full((*lead, *plan.geometry.shape_zyx), fill, dtype=np.result_type(*crops, np.asarray(fill)))
+    seen = np.zeros(plan.geometry.shape_zyx, dtype=bool)
+    for array, crop in zip(crops, plan.crops):
+        if tuple(array.shape[-3:]) != crop.shape_zyx:
+            raise ValueError(f"array of shape {array.shape} does not fit the {crop.side} crop {crop.shape_zyx}")
+        region = (Ellipsis, *crop.slices)
+        overlap = seen[crop.slices]
+        out[region] = np.where(overlap, np.maximum(out[region], array), array)
+        seen[crop.slices] = True
+    return out
+
+
+def plan_for_image(image, weights: str | Path | None = None, margin_mm: float = 10.0,
+                   force_cpu: bool = True, announce: bool = True) -> CropPlan:
+    """Lung mask + crop plan of a SimpleITK CT image."""
+    from nnunet_ts.image_io import geometry_of
+
+    lungs = compute_lung_mask(image, weights, force_cpu, announce=announce)
+    return plan_crops(lungs, geometry_of(image), margin_mm)
+
+
+def crop_records(records, out_dir: str | Path, weights: str | Path | None = None, margin_mm: float = 10.0,
+                 progress: bool = True) -> list:
+    """Crop every case of a manifest (CT, mask, boxes) around each lung into ``out_dir``.
+
+    Returns manifest records of the crops (``<case>_right``, ``<case>_left``; same patient and
+    subset); ``<case>_crop.json`` holds each case's :class:`CropPlan` and ``lung_crops.json`` the
+    lung-mask method of every case (and the fallback warning, if any).
+    """
+    import SimpleITK as sitk
+    from tqdm import tqdm
+
+    from nnunet_ts.boxes_io import load_rectangles, save_rectangles
+    from nnunet_ts.cases import CaseRecord
+    from nnunet_ts.image_io import read_image, write_image
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cropped, summary = [], {}
+    for record in tqdm(records, desc="lung crops", unit="case", disable=not progress, leave=False):
+        image = sitk.ReadImage(str(record.ct))
+        plan = plan_for_image(image, weights, margin_mm, announce=not any(
+            v["method"] == "classical" for v in summary.values()))
+        plan.save(out_dir / f"{record.case_id}_crop.json")
+        summary[record.case_id] = {"method": plan.method, "warning": plan.warning,
+                                   "crops": [asdict(c) for c in plan.crops]}
+        ct = sitk.GetArrayViewFromImage(image)
+        mask = read_image(record.mask, "mask")[0] if record.mask else None
+        rects = load_rectangles(record.boxes)[0] if record.boxes else None
+        for crop in plan.crops:
+            case_id = f"{record.case_id}_{crop.side}"
+            geometry = crop_geometry(plan.geometry, crop)
+            paths = [out_dir / f"{case_id}_ct.nii.gz", None, None]
+            write_image(paths[0], crop_array(ct, crop), geometry)
+            if mask is not None:
+                paths[1] = out_dir / f"{case_id}_mask.nii.gz"
+                write_image(paths[1], crop_array(mask, crop), geometry)
+            if rects is not None:
+                paths[2] = out_dir / f"{case_id}_boxes.json"
+                save_rectangles(paths[2], crop_rectangles(rects, crop), crop.shape_zyx)
+            cropped.append(CaseRecord(case_id, record.patient_id, record.subset, *paths))
+    methods = sorted({v["method"] for v in summary.values()})
+    (out_dir / "lung_crops.json").write_text(json.dumps(
+        {"methods": methods, "fallback_used": "classical" in methods, "margin_mm": margin_mm,
+         "cases": summary}, indent=1))
+    return cropped
