@@ -202,10 +202,11 @@ def _run(cmd: str, env: dict, **extra_env) -> str:
 
 
 @pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None, reason="nnU-Net not installed")
-def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(dual_env, tmp_path):
+def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(dual_env, tmp_path, monkeypatch):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
+    from nnunet_ts.cli.env import trainers_dir
     from nnunet_ts.dual_decoder_network import DualDecoderUNet
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
@@ -224,6 +225,7 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
                   f"-device cpu -chk checkpoint_final.pth", env)
     assert (pred / "case_005.nii.gz").is_file()
 
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))  # the predictor looks the trainer up
     predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
                                 device=torch.device("cpu"), verbose=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
