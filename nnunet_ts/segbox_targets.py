@@ -17,7 +17,8 @@ pseudo-label: the point of the box decoder on pseudo cases is the human's box.
 
 Files older than the case's ``.pkl`` (or the raw segbox) are made again; nnU-Net deletes the folder
 when it preprocesses again. The form each strong case's segbox was made in is recorded in
-``segbox_targets.json`` in the data folder: asking for another form (``plan-dual --segbox-mode``)
+``<data folder>_segbox_targets.json`` next to the data folder (inside it, a .json file would stop
+nnU-Net's ``infer_dataset_class``): asking for another form (``plan-dual --segbox-mode``)
 makes that case's segbox again, logged; configurations sharing a data folder therefore should not
 train with different forms at the same time.
 """
@@ -36,7 +37,7 @@ from nnunet_ts.segbox import SegboxMode, segbox_from_mask
 from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD
 
 SEGBOX_SUFFIX = "_segbox.npy"
-RECORD_FILE = "segbox_targets.json"  # {strong case id: segbox form of its stored segbox}
+RECORD_SUFFIX = "_segbox_targets.json"  # {strong case id: segbox form of its stored segbox}
 
 
 def segbox_target_file(data_folder: str | Path, case_id: str) -> Path:
@@ -97,13 +98,18 @@ def _save_atomic(target: Path, array: np.ndarray) -> None:
     os.replace(tmp, target)  # atomic: folds training at once may both write it
 
 
+def segbox_record_file(data_folder: str | Path) -> Path:
+    """The record of the strong cases' segbox forms: beside the data folder, as nnU-Net wants it clean."""
+    return Path(data_folder).parent / f"{Path(data_folder).name}{RECORD_SUFFIX}"
+
+
 def _read_record(data_folder: Path) -> dict:
-    record = data_folder / RECORD_FILE
+    record = segbox_record_file(data_folder)
     return json.loads(record.read_text()) if record.is_file() else {}
 
 
 def _update_record(data_folder: Path, forms: dict) -> None:
-    record = data_folder / RECORD_FILE
+    record = segbox_record_file(data_folder)
     tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({**_read_record(data_folder), **forms}, indent=1, sort_keys=True))
     os.replace(tmp, record)  # re-read just before: another fold's entries survive unless written at once
