@@ -17,10 +17,11 @@ trainers, and reports:
 
 * seconds per iteration: median of the steps; by default this process's CPU seconds
   (``--clock cpu``, robust on a shared machine), ``--clock wall`` on an idle machine or with CUDA;
-* peak memory: on CPU the child's peak resident set (``wait4``'s ``ru_maxrss``: imports, trainer,
-  data and training together) and the training increment (its peak after the iterations, warm-up
-  included, minus its peak before them); on CUDA ``torch.cuda.max_memory_allocated`` during the
-  timed steps.
+* peak memory: the training peak RSS (the child's peak resident set during the iterations, warm-up
+  included: Linux's ``VmHWM`` after resetting it through ``/proc/self/clear_refs`` once the trainer is
+  built and the batches drawn; left out where the reset is not allowed), the process peak RSS (the
+  whole child: imports, trainer, data and training; ``wait4``'s ``ru_maxrss``) and, with CUDA,
+  ``torch.cuda.max_memory_allocated`` during the timed steps.
 
 Medians over rounds are compared and the ratios printed. Nothing is asserted: timings belong here,
 not in unit tests.
@@ -28,7 +29,7 @@ not in unit tests.
 Usage::
 
     python scripts/bench_dual_decoder.py [--rounds 3] [--steps 3] [--strong 4] [--pseudo 12]
-        [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--keep DIR]
+        [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--threads N] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_student  # noqa: E402  (its dataset, plans and trainer set-up are reused, not copied)
 
 TIME_TARGET = 1.50
+MEMORY = {"train_peak_mib": "training peak RSS", "peak_rss_mib": "process peak RSS",
+          "cuda_peak_mib": "CUDA peak allocated"}  # result key: what it is
 BASE, OURS = "TeacherStudentTrainer", "DualDecoderStudentTrainer"
 
 
@@ -58,17 +61,37 @@ def _trainer_class(name: str):
     return DualDecoderStudentTrainer
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set since start or the last reset (Linux ``VmHWM``), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the peak to the current resident set (Linux >= 4.0, ``clear_refs`` 5); False if not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def _child(args) -> None:
     """One measurement: build ``args.child``'s trainer, time ``args.steps`` iterations, print JSON."""
     import torch
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     configuration = args.configuration + ("_dual" if args.child == OURS else "")
     bench_student._seed(args.seed)
     trainer = bench_student._trainer(_trainer_class(args.child), args.root, configuration, device)
     batches = [next(trainer.dataloader_train) for _ in range(args.steps + 1)]
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # trainer and batches, no training yet
+    setup_peak = _peak_rss_mib()  # imports, trainer, batches; no training yet
+    resettable = _reset_peak_rss()
     trainer.train_step(batches[0])  # warm-up: first-call allocations and kernel choices
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
@@ -81,12 +104,12 @@ def _child(args) -> None:
         trainer.train_step(batch)
         sync()
         times.append(clock() - start)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    train_peak = _peak_rss_mib() if resettable else None
     cm = trainer.configuration_manager
     print(json.dumps({
         "seconds": statistics.median(times), "patch": list(cm.patch_size), "batch": cm.batch_size,
         "threads": torch.get_num_threads(), "box_loss_weight": getattr(trainer, "box_loss_weight", None),
-        "increment_mib": (rss_after - rss_before) / 1024,
+        "setup_peak_mib": setup_peak, "train_peak_mib": train_peak,
         "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None,
     }))
 
@@ -95,7 +118,7 @@ def _measure(name: str, root: Path, args, seed: int) -> dict:
     """Run one child; its JSON line plus its peak resident set (MiB) from wait4."""
     cmd = [sys.executable, __file__, "--child", name, "--root", str(root), "--seed", str(seed),
            "--steps", str(args.steps), "--configuration", args.configuration, "--device", args.device,
-           "--clock", args.clock]
+           "--clock", args.clock, "--threads", str(args.threads)]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(proc.pid, 0)  # reaps the child itself: its own rusage, not all children's
@@ -104,7 +127,8 @@ def _measure(name: str, root: Path, args, seed: int) -> dict:
         if code != 0:
             sys.exit(f"{name} measurement failed (exit {code}):\n{err.read()[-3000:]}")
         result = json.loads(out.read().strip().splitlines()[-1])
-    result["peak_rss_mib"] = usage.ru_maxrss / 1024  # Linux: KiB
+    # wait4 sees the peak since the child's reset: the whole child's peak is the larger of the two
+    result["peak_rss_mib"] = max(result["setup_peak_mib"], usage.ru_maxrss / 1024)  # Linux: KiB
     return result
 
 
@@ -122,6 +146,9 @@ def main() -> None:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: CPU seconds of the measuring process (robust when other jobs share the "
                              "machine); wall: elapsed seconds (idle machine, --device cuda)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch CPU threads per measurement (0: torch's default); 1 gives the steadiest CPU "
+                             "seconds on a busy machine, where idle threads spin and bill CPU time")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     parser.add_argument("--child", choices=(BASE, OURS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -156,36 +183,24 @@ def main() -> None:
                 if r > 0:
                     results[name].append(result)
                 print(f"round {r}{' (warm-up, not compared)' if r == 0 else ''}: {name:26s} "
-                      f"{result['seconds']:.3f} s/it, peak RSS {result['peak_rss_mib']:.0f} MiB, "
-                      f"training increment {result['increment_mib']:.0f} MiB"
-                      + (f", CUDA peak {result['cuda_peak_mib']:.0f} MiB" if result["cuda_peak_mib"] else ""),
+                      f"{result['seconds']:.3f} s/it, " + ", ".join(
+                          f"{label} {result[key]:.0f} MiB" for key, label in MEMORY.items() if result[key] is not None),
                       flush=True)
 
-    med = {name: {key: statistics.median(r[key] for r in rs) for key in ("seconds", "peak_rss_mib", "increment_mib")}
-           for name, rs in results.items()}
-    if args.device.startswith("cuda"):
-        for name, rs in results.items():
-            med[name]["cuda_peak_mib"] = statistics.median(r["cuda_peak_mib"] for r in rs)
+    keys = ["seconds", *(k for k in MEMORY if all(r[k] is not None for rs in results.values() for r in rs))]
+    med = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in results.items()}
     first = results[OURS][0]
     print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, lambda {first['box_loss_weight']:g}): "
           f"patch {first['patch']}, batch {first['batch']}, device {args.device}, {first['threads']} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps (medians), {args.clock} seconds")
-    memory = "cuda_peak_mib" if args.device.startswith("cuda") else "peak_rss_mib"
-    print(f"{'':28s}{'s / iteration':>15s}{'peak RSS MiB':>14s}{'train incr. MiB':>17s}"
-          + (f"{'CUDA peak MiB':>15s}" if memory == "cuda_peak_mib" else ""))
+    print(f"{'':28s}{'s / iteration':>15s}" + "".join(f"{MEMORY[k] + ' MiB':>24s}" for k in keys[1:]))
     for name in (BASE, OURS):
-        m = med[name]
-        print(f"{name:28s}{m['seconds']:15.3f}{m['peak_rss_mib']:14.0f}{m['increment_mib']:17.0f}"
-              + (f"{m['cuda_peak_mib']:15.0f}" if memory == "cuda_peak_mib" else ""))
+        print(f"{name:28s}{med[name]['seconds']:15.3f}" + "".join(f"{med[name][k]:24.0f}" for k in keys[1:]))
     time_ratio = med[OURS]["seconds"] / med[BASE]["seconds"]
-    memory_ratio = med[OURS][memory] / med[BASE][memory]
     print(f"\ntraining iteration time ratio (dual / single-output student): {time_ratio:.2f}  "
           f"(target <= {TIME_TARGET:.2f}: {'met' if time_ratio <= TIME_TARGET else 'NOT met'})")
-    print(f"peak memory ratio ({'CUDA allocated' if memory == 'cuda_peak_mib' else 'process RSS'}, "
-          f"dual / single-output student): {memory_ratio:.2f}")
-    if med[BASE]["increment_mib"] > 0:
-        print(f"training increment ratio (RSS peak during the steps over the peak before, dual / single): "
-              f"{med[OURS]['increment_mib'] / med[BASE]['increment_mib']:.2f}")
+    for k in keys[1:]:
+        print(f"peak memory ratio, {MEMORY[k]} (dual / single-output student): {med[OURS][k] / med[BASE][k]:.2f}")
 
 
 if __name__ == "__main__":
