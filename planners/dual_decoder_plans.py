@@ -58,7 +58,8 @@ class DualDecoderSettings:
         return self
 
 
-def dual_decoder_settings(configuration: dict, default: DualDecoderSettings, where: str) -> tuple[DualDecoderSettings, bool]:
+def dual_decoder_settings(configuration: dict, default: DualDecoderSettings,
+                          where: str) -> tuple[DualDecoderSettings, bool]:
     """The settings of a resolved configuration dict; ``(settings, from_plans)``.
 
     Keys missing from the configuration's ``"nnunet_ts"`` entry take ``default``'s values;

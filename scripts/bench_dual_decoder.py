@@ -190,7 +190,8 @@ def main() -> None:
     keys = ["seconds", *(k for k in MEMORY if all(r[k] is not None for rs in results.values() for r in rs))]
     med = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in results.items()}
     first = results[OURS][0]
-    print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, lambda {first['box_loss_weight']:g}): "
+    print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, "
+          f"lambda {first['box_loss_weight']:g}): "
           f"patch {first['patch']}, batch {first['batch']}, device {args.device}, {first['threads']} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps (medians), {args.clock} seconds")
     print(f"{'':28s}{'s / iteration':>15s}" + "".join(f"{MEMORY[k] + ' MiB':>24s}" for k in keys[1:]))

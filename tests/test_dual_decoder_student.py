@@ -103,8 +103,9 @@ def test_segbox_targets_on_the_preprocessed_grid(dual_env):
     pseudo = [c for c in made if trainer.sources[c] == "pseudo"]
     assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, raw / "segboxesTr") == []
     # another segbox form remakes the strong cases' segboxes only, and back again
-    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, raw / "segboxesTr", mode="box3d") == strong
-    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, raw / "segboxesTr") == strong
+    segboxes = raw / "segboxesTr"
+    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, segboxes, mode="box3d") == strong
+    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, segboxes) == strong
     with pytest.raises(InputError, match="no annotated segbox"):
         ensure_segbox_targets(folder, [], pseudo, trainer.plans_manager, None, overwrite=True)
 
