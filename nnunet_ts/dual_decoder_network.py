@@ -3,7 +3,8 @@
 Built from the plans' own U-Net (dynamic-network-architectures ``PlainConvUNet`` or
 ``ResidualEncoderUNet``, as nnU-Net builds it): its encoder and decoder are kept as they are, and a
 second ``UNetDecoder`` with the same stages reads the same encoder features and predicts the segbox
-(one logit channel per scale). In training mode ``forward`` returns ``(segmentation, segbox)``, each a
+(one logit channel per scale); it has as many convolutions per stage as the segmentation decoder
+unless ``box_convs_per_stage`` asks for fewer (a cheaper box decoder). In training mode ``forward`` returns ``(segmentation, segbox)``, each a
 list over deep-supervision scales (highest resolution first) or a tensor, so every parameter takes
 part in the forward pass (DDP needs no ``find_unused_parameters``). In eval mode it returns the
 segmentation only, exactly what the plain U-Net would return: nnU-Net's predictor, mirroring,
@@ -22,24 +23,29 @@ class DualDecoderUNet(nn.Module):
         unet: the network nnU-Net built from the plans; must have ``encoder`` and ``decoder``
             (dynamic-network-architectures ``UNetDecoder``) attributes.
         box_channels: logit channels of the segbox decoder (1: a sigmoid box probability).
+        box_convs_per_stage: convolutions per stage of the segbox decoder; None: as many as the
+            segmentation decoder's stages have (two identical decoders, as in the paper).
     Raises:
-        ValueError: ``unet`` is not an encoder-decoder network of dynamic-network-architectures.
+        ValueError: ``unet`` is not an encoder-decoder network of dynamic-network-architectures, or
+            ``box_convs_per_stage`` < 1.
     """
 
-    def __init__(self, unet: nn.Module, box_channels: int = 1):
+    def __init__(self, unet: nn.Module, box_channels: int = 1, box_convs_per_stage: int | None = None):
         super().__init__()
         from dynamic_network_architectures.building_blocks.unet_decoder import UNetDecoder
 
         if not isinstance(getattr(unet, "decoder", None), UNetDecoder) or not hasattr(unet, "encoder"):
             raise ValueError(f"{type(unet).__name__} is not a U-Net with encoder and UNetDecoder "
                              f"(the plans' architecture must be PlainConvUNet or ResidualEncoderUNet)")
+        if box_convs_per_stage is not None and box_convs_per_stage < 1:
+            raise ValueError(f"box_convs_per_stage must be >= 1 or None, got {box_convs_per_stage}")
         self.encoder = unet.encoder
         self.decoder = unet.decoder
         seg_decoder = unet.decoder
         first_conv = seg_decoder.stages[0].convs[0]
         self.box_decoder = UNetDecoder(
             self.encoder, box_channels,
-            n_conv_per_stage=[len(stage.convs) for stage in seg_decoder.stages],
+            n_conv_per_stage=[box_convs_per_stage or len(stage.convs) for stage in seg_decoder.stages],
             deep_supervision=seg_decoder.deep_supervision,
             nonlin_first=_nonlin_first(first_conv))
         if hasattr(unet, "initialize"):  # nnU-Net's He initialisation, as for the plans' network

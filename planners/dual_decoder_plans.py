@@ -7,7 +7,8 @@ configuration, so it shares its spacing, patch, network and preprocessed data (s
 
     "3d_fullres_dual": {"inherits_from": "3d_fullres",
                         "nnunet_ts": {"dual_decoder": true, "box_loss_weight": 1.0,
-                                      "segbox_mode": "per_lesion"}}
+                                      "segbox_mode": "per_lesion",
+                                      "box_decoder_convs": null}}
 
 ``DualDecoderStudentTrainer`` reads them with :func:`dual_decoder_settings` (its class attributes are
 the defaults for configurations without the key), so the stock commands train it::
@@ -39,10 +40,14 @@ class DualDecoderSettings:
             (0 leaves the segbox decoder untrained). The paper uses 1.
         segbox_mode: form of the strong cases' segbox targets, one of ``segbox.SEGBOX_MODES``
             (pseudo cases always use their annotated segboxes).
+        box_decoder_convs: convolutions per stage of the segbox decoder; None: as many as the
+            segmentation decoder (the paper's two identical decoders). 1 makes the box decoder about
+            half as costly (``scripts/bench_dual_decoder.py``).
     """
 
     box_loss_weight: float = 1.0
     segbox_mode: str = "per_lesion"
+    box_decoder_convs: int | None = None
 
     def check(self, where: str) -> "DualDecoderSettings":
         """Returns self; raises InputError naming ``where`` on a bad value."""
@@ -55,6 +60,11 @@ class DualDecoderSettings:
             raise InputError(f"{where}: segbox_mode must be one of {', '.join(SEGBOX_MODES)}, got "
                              f"{self.segbox_mode!r}; rewrite it with `nnunet_ts plan-dual --segbox-mode M "
                              f"--overwrite`")
+        convs = self.box_decoder_convs
+        if convs is not None and (isinstance(convs, bool) or not isinstance(convs, int) or convs < 1):
+            raise InputError(f"{where}: box_decoder_convs must be an integer >= 1 or null (as the "
+                             f"segmentation decoder), got {convs!r}; rewrite it with `nnunet_ts plan-dual "
+                             f"--box-decoder-convs N --overwrite`")
         return self
 
 
@@ -75,7 +85,8 @@ def dual_decoder_settings(configuration: dict, default: DualDecoderSettings,
         raise InputError(f"{where}: {PLANS_KEY!r} must be a JSON object, got {ours!r}; rewrite it with "
                          f"`nnunet_ts plan-dual --overwrite`")
     settings = DualDecoderSettings(box_loss_weight=ours.get("box_loss_weight", default.box_loss_weight),
-                                   segbox_mode=ours.get("segbox_mode", default.segbox_mode))
+                                   segbox_mode=ours.get("segbox_mode", default.segbox_mode),
+                                   box_decoder_convs=ours.get("box_decoder_convs", default.box_decoder_convs))
     return settings.check(where), True
 
 

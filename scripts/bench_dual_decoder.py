@@ -29,7 +29,8 @@ not in unit tests.
 Usage::
 
     python scripts/bench_dual_decoder.py [--rounds 3] [--steps 3] [--strong 4] [--pseudo 12]
-        [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--threads N] [--keep DIR]
+        [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--threads N]
+        [--box-decoder-convs N] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -149,6 +150,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads per measurement (0: torch's default); 1 gives the steadiest CPU "
                              "seconds on a busy machine, where idle threads spin and bill CPU time")
+    parser.add_argument("--box-decoder-convs", type=int, default=None, metavar="N",
+                        help="convolutions per box-decoder stage (default: as the segmentation decoder)")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     parser.add_argument("--child", choices=(BASE, OURS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -164,14 +167,15 @@ def main() -> None:
         if args.child:
             return _child(args)
 
-        from nnunet_ts.planners.dual_decoder_plans import add_dual_decoder_configuration
+        from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, add_dual_decoder_configuration
 
         plans_file = root / "nnUNet_preprocessed" / f"Dataset{bench_student.DATASET_ID}_{bench_student.NAME}" \
             / "nnUNetPlans.json"
         if not plans_file.is_file():
             print(f"preparing {args.strong} strong + {args.pseudo} pseudo cases of {tuple(args.shape)} voxels ...")
             bench_student._prepare(root, args)
-        add_dual_decoder_configuration(plans_file, args.configuration, overwrite=True)
+        add_dual_decoder_configuration(plans_file, args.configuration, overwrite=True,
+                                       settings=DualDecoderSettings(box_decoder_convs=args.box_decoder_convs))
 
         # round 0 also makes the segbox targets (the first dual child); it runs again as round 1 so
         # that no compared measurement pays for it
@@ -191,7 +195,8 @@ def main() -> None:
     med = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in results.items()}
     first = results[OURS][0]
     print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, "
-          f"lambda {first['box_loss_weight']:g}): "
+          f"lambda {first['box_loss_weight']:g}, box decoder convolutions per stage "
+          f"{args.box_decoder_convs or 'as the segmentation decoder'}): "
           f"patch {first['patch']}, batch {first['batch']}, device {args.device}, {first['threads']} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps (medians), {args.clock} seconds")
     print(f"{'':28s}{'s / iteration':>15s}" + "".join(f"{MEMORY[k] + ' MiB':>24s}" for k in keys[1:]))

@@ -90,6 +90,21 @@ def test_eval_mode_is_the_plain_unet_segmentation():
         assert torch.equal(copy.eval()(x), out)
 
 
+def _size(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_a_lighter_box_decoder_has_fewer_convolutions_and_the_same_outputs():
+    full, light = DualDecoderUNet(_plain()), DualDecoderUNet(_plain(), box_convs_per_stage=1)
+    assert [len(s.convs) for s in light.box_decoder.stages] == [1, 1, 1]
+    assert [len(s.convs) for s in light.decoder.stages] == [2, 2, 2]
+    assert _size(light.box_decoder) < _size(full.box_decoder)
+    x = torch.randn(1, 1, 16, 32, 32)
+    assert [t.shape for t in light(x)[1]] == [t.shape for t in full(x)[1]]
+    with pytest.raises(ValueError, match="box_convs_per_stage must be >= 1"):
+        DualDecoderUNet(_plain(), box_convs_per_stage=0)
+
+
 def test_rejects_a_network_without_unet_decoder():
     with pytest.raises(ValueError, match="not a U-Net"):
         DualDecoderUNet(torch.nn.Conv3d(1, 2, 3))

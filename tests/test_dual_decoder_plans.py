@@ -38,7 +38,8 @@ def test_the_configuration_inherits_everything_and_carries_our_settings(plans_fi
     saved = json.loads(plans_file.read_text())["configurations"]
     assert saved == {"3d_fullres": FULLRES, name: config}
     assert config == {"inherits_from": "3d_fullres",
-                      "nnunet_ts": {"dual_decoder": True, "box_loss_weight": 0.25, "segbox_mode": "per_slice"}}
+                      "nnunet_ts": {"dual_decoder": True, "box_loss_weight": 0.25, "segbox_mode": "per_slice",
+                                    "box_decoder_convs": None}}
     resolved = PlansManager(str(plans_file)).get_configuration(name)
     for key in ("data_identifier", "patch_size", "spacing", "batch_size", "architecture"):
         assert resolved.configuration[key] == FULLRES[key]  # same preprocessed data and network
@@ -65,6 +66,8 @@ def test_settings_fall_back_to_the_trainer_defaults_key_by_key(stored, expected)
     ({"nnunet_ts": {"box_loss_weight": math.nan}}, "box_loss_weight must be a finite number"),
     ({"nnunet_ts": {"box_loss_weight": "1"}}, "box_loss_weight must be a finite number"),
     ({"nnunet_ts": {"segbox_mode": "circle"}}, "segbox_mode must be one of per_lesion, per_slice, box3d"),
+    ({"nnunet_ts": {"box_decoder_convs": 0}}, "box_decoder_convs must be an integer >= 1 or null"),
+    ({"nnunet_ts": {"box_decoder_convs": 1.5}}, "box_decoder_convs must be an integer"),
     ({"nnunet_ts": 1.0}, "must be a JSON object"),
 ])
 def test_bad_settings_in_plans_name_the_place_and_the_fix(stored, match):
@@ -103,7 +106,11 @@ def test_plan_dual_command(plans_file, capsys):
     out = capsys.readouterr().out
     assert "added configuration '3d_fullres_dual'" in out and "nnUNetv2_train 901 3d_fullres_dual FOLD" in out
     ours = json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"]
-    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d"}
+    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d", "box_decoder_convs": None}
+    assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", "1",
+                 "--overwrite"]) == 0
+    assert "box decoder convolutions per stage 1" in capsys.readouterr().out
+    assert json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"]["box_decoder_convs"] == 1
 
     assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -135,9 +142,28 @@ def test_the_trainer_takes_lambda_and_the_segbox_form_from_the_configuration(pla
     trainer = _trainer(plans_file, "3d_fullres_dual")
     assert (trainer.box_loss_weight, trainer.segbox_mode) == (0.25, "per_slice")
     assert (DualDecoderStudentTrainer.box_loss_weight, DualDecoderStudentTrainer.segbox_mode) == (1.0, "per_lesion")
-    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', from the plans" in \
-        open(trainer.log_file).read()
+    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', box decoder convolutions per stage as the " \
+        "segmentation decoder, from the plans" in open(trainer.log_file).read()
     assert trainer._build_loss().box_weight == 0.25
+
+
+def test_a_lighter_box_decoder_from_the_configuration_for_training_and_prediction(plans_file, tmp_path,
+                                                                                  monkeypatch):
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer
+
+    monkeypatch.setenv("nnUNet_results", str(tmp_path / "nnUNet_results"))
+    monkeypatch.setenv("nnUNet_preprocessed", str(plans_file.parent.parent))
+    add_dual_decoder_configuration(plans_file, settings=DualDecoderSettings(box_decoder_convs=1))
+    assert "convolutions per stage 1, from the plans" in open(_trainer(plans_file, "3d_fullres_dual").log_file).read()
+    # the predictor's path: the class method alone, from the plans
+    plans = PlansManager(str(plans_file))
+    for name, box_convs in (("3d_fullres_dual", 1), ("3d_fullres", 2)):
+        network = DualDecoderStudentTrainer.build_network_architecture(
+            plans, plans.get_configuration(name), 1, 2, enable_deep_supervision=True)
+        assert {len(stage.convs) for stage in network.box_decoder.stages} == {box_convs}
+        assert {len(stage.convs) for stage in network.decoder.stages} == {2}
 
     plain = _trainer(plans_file, "3d_fullres")  # no entry: the class attributes
     assert (plain.box_loss_weight, plain.segbox_mode) == (1.0, "per_lesion")

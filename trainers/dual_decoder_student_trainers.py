@@ -38,24 +38,36 @@ from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
     box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
     segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
+    box_decoder_convs = None  # convolutions per box-decoder stage; None: as the segmentation decoder
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        default = DualDecoderSettings(box_loss_weight=self.box_loss_weight, segbox_mode=self.segbox_mode)
-        settings, from_plans = dual_decoder_settings(
-            self.configuration_manager.configuration, default,
-            f"configuration {configuration!r} of {self.plans_manager.plans_name} ({self.plans_manager.dataset_name})")
+        settings, from_plans = self._dual_settings(self.configuration_manager, self.plans_manager, configuration)
         self.box_loss_weight, self.segbox_mode = float(settings.box_loss_weight), settings.segbox_mode
+        convs = settings.box_decoder_convs or "as the segmentation decoder"
         self.print_to_log_file(f"dual decoder: box_loss_weight (lambda) {self.box_loss_weight:g}, segbox_mode "
-                               f"{self.segbox_mode!r}, from {'the plans' if from_plans else 'the trainer defaults'}")
+                               f"{self.segbox_mode!r}, box decoder convolutions per stage {convs}, from "
+                               f"{'the plans' if from_plans else 'the trainer defaults'}")
+
+    @classmethod
+    def _dual_settings(cls, configuration_manager, plans_manager, name: str | None = None):
+        """(settings, from_plans): the configuration's dual-decoder settings, the class attributes by default."""
+        default = DualDecoderSettings(box_loss_weight=cls.box_loss_weight, segbox_mode=cls.segbox_mode,
+                                      box_decoder_convs=cls.box_decoder_convs)
+        return dual_decoder_settings(
+            configuration_manager.configuration, default,
+            f"{f'configuration {name!r}' if name else 'the configuration'} of {plans_manager.plans_name} "
+            f"({plans_manager.dataset_name})")
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
                                    num_output_channels, enable_deep_supervision=True):
         unet = super().build_network_architecture(plans_manager, configuration_manager, num_input_channels,
                                                   num_output_channels, enable_deep_supervision)
-        return DualDecoderUNet(unet, box_channels=1)
+        # read here too: nnU-Net's predictor builds the network without constructing the trainer
+        settings, _ = cls._dual_settings(configuration_manager, plans_manager)
+        return DualDecoderUNet(unet, box_channels=1, box_convs_per_stage=settings.box_decoder_convs)
 
     def _build_loss(self):
         seg_loss = super()._build_loss()

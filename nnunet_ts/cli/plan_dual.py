@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from nnunet_ts.cli.formatting import HelpFormatter
-from nnunet_ts.cli.validators import dataset_id, non_negative
+from nnunet_ts.cli.validators import dataset_id, integer, non_negative
 
 # segbox.SEGBOX_MODES, spelled out so --help does not import scipy and cc3d (a test checks they agree)
 SEGBOX_CHOICES = ("per_lesion", "per_slice", "box3d")
@@ -22,11 +22,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"no Dataset{args.dataset_id:03d}_* in {preprocessed}; run "
                          f"nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c {args.configuration} first")
     plans_file = folders[0] / f"{args.plans}.json"
-    settings = DualDecoderSettings(box_loss_weight=args.box_loss_weight, segbox_mode=args.segbox_mode)
+    settings = DualDecoderSettings(box_loss_weight=args.box_loss_weight, segbox_mode=args.segbox_mode,
+                                   box_decoder_convs=args.box_decoder_convs)
     name, _ = add_dual_decoder_configuration(plans_file, args.configuration, args.name, settings,
                                              overwrite=args.overwrite)
     print(f"added configuration {name!r} to {plans_file}: inherits {args.configuration!r} (same preprocessed "
-          f"data), box_loss_weight {settings.box_loss_weight:g}, segbox_mode {settings.segbox_mode!r}")
+          f"data), box_loss_weight {settings.box_loss_weight:g}, segbox_mode {settings.segbox_mode!r}, box decoder "
+          f"convolutions per stage {settings.box_decoder_convs or 'as the segmentation decoder'}")
     print(f"train it with: nnUNetv2_train {args.dataset_id} {name} FOLD -tr DualDecoderStudentTrainer")
     return 0
 
@@ -43,7 +45,8 @@ def register(subparsers, name: str, help_text: str) -> None:
         epilog="examples:\n  nnUNetv2_plan_and_preprocess -d 502 -c 3d_fullres\n"
                "  nnunet_ts plan-dual -d 502\n"
                "  nnUNetv2_train 502 3d_fullres_dual 0 -tr DualDecoderStudentTrainer\n\n"
-               "  nnunet_ts plan-dual -d 502 -c 3d_tiny --box-loss-weight 0.5   # adds 3d_tiny_dual")
+               "  nnunet_ts plan-dual -d 502 -c 3d_tiny --box-loss-weight 0.5   # adds 3d_tiny_dual\n"
+               "  nnunet_ts plan-dual -d 502 --box-decoder-convs 1 --overwrite   # a cheaper box decoder")
     p.add_argument("-d", "--dataset-id", required=True, type=dataset_id, help="student dataset id")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (file name without .json)")
     p.add_argument("-c", "--configuration", default="3d_fullres",
@@ -54,6 +57,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--segbox-mode", choices=SEGBOX_CHOICES, default="per_lesion",
                    help="strong cases' segbox: per_lesion = a rectangle per lesion and slice, per_slice = one "
                         "per slice (the paper), box3d = a 3D box per lesion")
+    p.add_argument("--box-decoder-convs", type=integer(minimum=1), default=None, metavar="N",
+                   help="convolutions per stage of the segbox decoder (default: as the segmentation decoder, "
+                        "the paper's two identical decoders; 1 trains faster, see scripts/bench_dual_decoder.py)")
     p.add_argument("--preprocessed", type=Path, default=None, help="default: $nnUNet_preprocessed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration of that name")
     p.set_defaults(func=run)
