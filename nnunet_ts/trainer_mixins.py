@@ -46,3 +46,11 @@ class PlansBudgetMixin:
         if budget is not None:
             self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = \
                 (int(b) for b in budget)
+
+
+class NoFinalValidationMixin:
+    """Skips nnU-Net's validation at the end of training (experiments and benchmarks that evaluate
+    their own test set, or do not need one: with fold ``all`` it would predict the training cases)."""
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        self.print_to_log_file("final validation skipped (NoFinalValidationMixin)")

@@ -48,7 +48,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=3)
     ap.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512], metavar=("Z", "Y", "X"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trainer", default="BoxTeacherTinyBudgetTrainer",
+    ap.add_argument("--trainer", default="BenchBoxTeacherTrainer",
                     help="teacher trainer (the timing does not depend on how well it is trained)")
     args = ap.parse_args()
     out = args.out.resolve()
@@ -57,7 +57,8 @@ def main() -> int:
     env = dict(os.environ, **{v: str(out / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["nnUNet_extTrainer"] = subprocess.run([str(BIN / "nnunet_ts"), "env"], capture_output=True, text=True,
-                                              check=True).stdout.strip().split("=", 1)[1].strip("'")
+                                              check=True).stdout.strip().split("=", 1)[1].strip("'") \
+        + os.pathsep + str(Path(__file__).resolve().parent / "experiment_trainers")  # BenchBoxTeacherTrainer
     env.setdefault("nnUNet_def_n_proc", "2")
     plan_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
     nt = str(BIN / "nnunet_ts")

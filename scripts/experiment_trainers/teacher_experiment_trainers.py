@@ -7,13 +7,8 @@ with fold ``all`` it would predict the training cases; the experiment predicts i
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import NoMirroringMixin, PlansBudgetMixin
+from nnunet_ts.trainer_mixins import NoFinalValidationMixin, NoMirroringMixin, PlansBudgetMixin
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
-
-
-class NoFinalValidationMixin:
-    def perform_actual_validation(self, save_probabilities: bool = False):
-        self.print_to_log_file("final validation skipped: the experiment evaluates its test set")
 
 
 class TeacherExpBoxTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
