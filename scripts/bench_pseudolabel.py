@@ -49,7 +49,8 @@ def main() -> int:
     ap.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512], metavar=("Z", "Y", "X"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--trainer", default="BenchBoxTeacherTrainer",
-                    help="teacher trainer (the timing does not depend on how well it is trained)")
+                    help="teacher trainer (the timing does not depend on how well it is trained, the agreement does: "
+                         "near 0.5 everywhere, an untrained teacher's maps flip at the threshold)")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +96,7 @@ def main() -> int:
     from nnunet_ts.pseudolabel.roi import box_regions
 
     weak_images = next(raw.glob(f"Dataset{WEAK_ID}_*")) / "imagesTs"
-    cases = sorted(p.name[:-len("_0000.nii.gz")] for p in weak_images.glob("*_0000.nii.gz"))
+    cases = sorted(p.name[:-len("_0000.nii.gz")] for p in weak_images.glob("*_0000.nii.gz"))[:args.cases]
     plans = json.loads((model / "plans.json").read_text())["configurations"]
     tiny = plans["3d_tiny"]
     base = plans[tiny.get("inherits_from", "3d_fullres")]
@@ -104,12 +105,13 @@ def main() -> int:
     print(f"teacher {model.name}, patch {patch_mm} mm; {len(cases)} weak CTs of {args.shape} voxels", flush=True)
     print("| case | ROI s | full s | full / ROI | ROI peak GiB | full peak GiB | Dice in ROIs |")
     print("|---|---|---|---|---|---|---|")
-    for i, case in enumerate(cases):
+    for i, source in enumerate(cases):
+        case = f"weak_{source}"  # the synthetic strong cases have the same names
         single = out / "single" / case
         shutil.rmtree(single, ignore_errors=True)
         (single / "imagesTs").mkdir(parents=True)
         for ch in ("0000", "0001"):
-            os.symlink(weak_images / f"{case}_{ch}.nii.gz", single / "imagesTs" / f"{case}_{ch}.nii.gz")
+            os.symlink(weak_images / f"{source}_{ch}.nii.gz", single / "imagesTs" / f"{case}_{ch}.nii.gz")
         (single / "dataset.json").write_text((weak_images.parent / "dataset.json").read_text())
         roi_id = 850 + i
         shutil.rmtree(raw / f"Dataset{roi_id}_BenchROI", ignore_errors=True)
@@ -123,7 +125,7 @@ def main() -> int:
                                 "-device", args.device, "--save_probabilities", "-npp", "1", "-nps", "1"], env, log)
         roi_map, geometry = read_image(raw / f"Dataset{roi_id}_BenchROI" / "softTargetsTr" / f"{case}.nii.gz")
         full_map = np.load(full_dir / f"{case}.npz")["probabilities"][1]
-        segbox, _ = read_image(weak_images / f"{case}_0001.nii.gz")
+        segbox, _ = read_image(weak_images / f"{source}_0001.nii.gz")
         inside = np.zeros(segbox.shape, bool)
         for region in box_regions(segbox, geometry.spacing_zyx, 20.0, patch_mm):
             inside[region] = True
