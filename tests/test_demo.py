@@ -77,7 +77,7 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_def_n_proc"):
         monkeypatch.delenv(variable, raising=False)
     config = DemoConfig("scarce", "cpu", Cohort(n_strong=3, n_weak=3, n_test=2), synth_shape=(32, 64, 64),
-                        tiny_patch=(16, 32, 32), teacher_budget=Budget(1, 2, 1),
+                        tiny_patch=(32, 64, 64), teacher_budget=Budget(1, 2, 1),
                         student_budget=Budget(1, 2, 1), panels=2, num_processes=1)
     lines = []
     demo = Demo(config, tmp_path / "demo", echo=lines.append)

@@ -145,10 +145,12 @@ class Demo:
             cmd(f"dataset_{kind}", f"{kind} dataset (nnU-Net raw format)",
                 f"nnunet_ts dataset {kind} --cases {quoted(self.cases)} -d {did} -n {name} "
                 f"--workers {np_}{extra}")
+        # no --verify_dataset_integrity: `nnunet_ts dataset` checked every file already, and nnU-Net's
+        # check spawns a pool of processes that each import torch (a minute on a busy 2-core CPU)
         cmd("plan_student", "plan and preprocess the student dataset (stock nnU-Net)",
-            f"nnUNetv2_plan_and_preprocess -d {STUDENT_ID} -c 3d_fullres -np {np_} --verify_dataset_integrity")
+            f"nnUNetv2_plan_and_preprocess -d {STUDENT_ID} -c 3d_fullres -np {np_}")
         cmd("plan_teacher", "plan and preprocess the teacher dataset (segbox kept binary, student's spacing)",
-            f"nnunet_ts plan-teacher -d {TEACHER_ID} --spacing-from {STUDENT_ID} -np {np_} --overwrite")
+            f"nnunet_ts plan-teacher -d {TEACHER_ID} --spacing-from {STUDENT_ID} -np {np_} --no-verify --overwrite")
         self._configurations(cmd, TEACHER_ID, [(TEACHER_CONFIG, c.teacher_budget)])
         self._configurations(cmd, STUDENT_ID, [(TEACHER_CONFIG, c.teacher_budget),
                                                (STUDENT_CONFIG, c.student_budget)])
@@ -159,16 +161,19 @@ class Demo:
             f"nnunet_ts pseudolabel --teacher {teacher_dir} --folds all --weak {WEAK_ID} --strong {STUDENT_ID} "
             f"-d {PSEUDO_ID} -n DemoPseudo --device {self.device} --allow-empty-boxes")
         cmd("plan_pseudo", "plan and preprocess the student dataset with pseudo-labels (stock nnU-Net)",
-            f"nnUNetv2_plan_and_preprocess -d {PSEUDO_ID} -c 3d_fullres -np {np_} --verify_dataset_integrity")
+            f"nnUNetv2_plan_and_preprocess -d {PSEUDO_ID} -c 3d_fullres -np {np_}")
         self._configurations(cmd, PSEUDO_ID, [(STUDENT_CONFIG, c.student_budget)])
         for model in (so, do, ct_only, baseline):
             steps.append(self._train(model))
+        # on a CPU, nnU-Net's sequential prediction (-npp 0 -nps 0): no worker processes to spawn,
+        # each of which would import torch again
+        predict_np = 0 if self.device == "cpu" else np_
         for model in MODELS:
             inputs = f"$nnUNet_raw/{dataset_glob(model.test_input)}/imagesTs"
             cmd(f"predict_{model.key}", f"{model.label}: predict the test set",
                 f"nnUNetv2_predict -i {inputs} -o {quoted(self.predictions(model))} -d {model.dataset_id} "
                 f"-c {model.configuration} -f all -tr {model.trainer} -chk checkpoint_final.pth "
-                f"-device {self.device} --disable_tta -npp {np_} -nps {np_}")
+                f"-device {self.device} --disable_tta -npp {predict_np} -nps {predict_np}")
         gt = f"$nnUNet_raw/{dataset_glob(STUDENT_ID)}/labelsTs"
         for model in MODELS:
             for post, option in POSTPROCESSING.items():
@@ -224,11 +229,17 @@ def dataset_glob(dataset_id: int) -> str:
 
 
 def run_demo(demo: Demo, overwrite: bool = False) -> dict:
-    """Run every step not yet done; returns ``{step: seconds}`` of this run (skipped steps: 0)."""
+    """Run every step not yet done; returns ``{step: seconds}`` of this run (skipped steps: 0).
+
+    ``OUT/timings.json`` keeps the seconds of every step as it finishes (earlier runs' included), so
+    the report lists them.
+    """
     demo.prepare(overwrite)
     steps_dir = demo.out / STEPS_DIR
     steps_dir.mkdir(exist_ok=True)
     steps = demo.steps()
+    timings_file = demo.out / "timings.json"
+    timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     seconds: dict[str, float] = {}
     t_start = time.time()
     for i, (name, description, action) in enumerate(steps, 1):
@@ -241,13 +252,11 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
         demo.echo(f"\n{head}")
         t0 = time.time()
         action()
-        seconds[name] = time.time() - t0
+        seconds[name] = timings[name] = time.time() - t0
+        timings["total (sum of steps)"] = sum(v for k, v in timings.items() if not k.startswith("total"))
+        timings_file.write_text(json.dumps(timings, indent=2))
         marker.write_text(json.dumps({"seconds": seconds[name]}))
     seconds["total"] = time.time() - t_start
-    timings = demo.out / "timings.json"
-    previous = json.loads(timings.read_text()) if timings.is_file() else {}
-    previous.update({k: v for k, v in seconds.items() if v > 0 or k not in previous})
-    timings.write_text(json.dumps(previous, indent=2))
     return seconds
 
 
