@@ -69,7 +69,7 @@ class DemoConfig:
     synth_shape: tuple[int, int, int] = (64, 128, 128)
     network: str = "3d_tiny"
     tiny_patch: tuple[int, int, int] = (32, 64, 64)
-    teacher_budget: Budget = Budget(20, 25)
+    teacher_budget: Budget = Budget(16, 25)
     student_budget: Budget = Budget(20, 25)
     panels: int = 4
     seed: int = 0
@@ -91,9 +91,9 @@ class DemoConfig:
         return replace(self, teacher_budget=change(self.teacher_budget), student_budget=change(self.student_budget))
 
 
-# Measured on the 2-core CPU (3d_tiny, 64x128x128 compact cases): ~0.4 s per iteration, so
-# 5 trainings x 20 x 25 iterations take ~17 min; synthesis, planning, pseudo-labelling, prediction
-# and evaluation ~8 min.
+# Budgeted for the 2-core CPU (3d_tiny, 64x128x128 compact cases, ~0.4 s per iteration when idle,
+# ~11.5 s per 25-iteration epoch with validation and logging): 2 teachers x 16 and 3 students x 20
+# epochs take ~20 min; synthesis, planning, pseudo-labelling, prediction and evaluation ~6 min.
 _CPU_COHORTS = {"scarce": Cohort(n_strong=10, n_weak=40, n_test=12),
                 "vast": Cohort(n_strong=26, n_weak=26, n_test=12)}
 _GPU_COHORTS = {"scarce": Cohort(n_strong=40, n_weak=400, n_test=40),
