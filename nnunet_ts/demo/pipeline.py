@@ -162,6 +162,16 @@ class Demo:
             f"-d {PSEUDO_ID} -n DemoPseudo --device {self.device} --allow-empty-boxes")
         cmd("plan_pseudo", "plan and preprocess the student dataset with pseudo-labels (stock nnU-Net)",
             f"nnUNetv2_plan_and_preprocess -d {PSEUDO_ID} -c 3d_fullres -np {np_}")
+        pairs = self.out / "evaluation" / "pseudo_labels_input"
+        evaluate_pseudo = (f"nnunet_ts evaluate --pred {quoted(pairs / 'pred')} --gt {quoted(pairs / 'gt')} "
+                           f"--out {quoted(self.out / 'evaluation' / 'pseudo_labels')} --overwrite")
+
+        def pseudo_label_quality() -> None:
+            if link_pseudo_label_pairs(self, pairs):
+                self.runner.run(evaluate_pseudo, "evaluate_pseudo_labels")
+
+        steps.append(("evaluate_pseudo_labels", "pseudo-labels (teacher >= 0.5) vs the true masks of the weak "
+                      "cases, where known (synthetic data)", pseudo_label_quality))
         self._configurations(cmd, PSEUDO_ID, [(STUDENT_CONFIG, c.student_budget)])
         for model in (so, do, ct_only, baseline):
             steps.append(self._train(model))
@@ -221,6 +231,28 @@ class Demo:
         from nnunet_ts.demo.report import write_report
 
         write_report(self, self.report_dir)
+
+
+def link_pseudo_label_pairs(demo: Demo, out: Path) -> int:
+    """Links ``out/pred/<case>`` (the pseudo dataset's hard label) and ``out/gt/<case>`` (the true mask)
+    for every weak case with a mask on disk (``nnunet_ts synth`` writes masks for weak cases too; real
+    weak cohorts have none: then both folders stay empty and the evaluation is skipped)."""
+    from nnunet_ts.cases import read_manifest
+
+    labels = dataset_folder(demo.raw, PSEUDO_ID) / "labelsTr"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "pred").mkdir(parents=True)
+    (out / "gt").mkdir()
+    n = 0
+    for record in read_manifest(demo.cases):
+        mask = record.mask or Path(record.ct).with_name(f"{record.case_id}_mask.nii.gz")
+        label = labels / f"{record.case_id}.nii.gz"
+        if record.subset == "weak" and Path(mask).is_file() and label.is_file():
+            (out / "pred" / label.name).symlink_to(label)
+            (out / "gt" / label.name).symlink_to(Path(mask).resolve())
+            n += 1
+    demo.echo(f"  {n} weak cases with a true mask")
+    return n
 
 
 def dataset_glob(dataset_id: int) -> str:

@@ -89,6 +89,19 @@ def tables(demo, results: dict) -> list[str]:
     return lines
 
 
+def pseudo_label_lines(summary_file: Path) -> list[str]:
+    """A one-row table: the weak cases' pseudo-labels (teacher >= 0.5) vs their true masks, if known."""
+    if not summary_file.is_file():
+        return []
+    summary = json.loads(summary_file.read_text())
+    metrics = summary["metrics"]
+    return [f"### Pseudo-labels: the box-guided teacher on the {summary['n_cases']} weak cases vs their true "
+            f"masks (synthetic data only; the students never see these masks)", "",
+            "| pseudo-labels | " + " | ".join(f"{name} %" for _, name in METRICS) + " |",
+            "|---|" + "---|" * len(METRICS),
+            "| teacher probability >= 0.5 | " + " | ".join(cell(metrics.get(m)) for m, _ in METRICS) + " |", ""]
+
+
 def comparisons(results: dict) -> list[str]:
     """The two claims of the method, measured: students vs baseline, box vs CT-only teacher."""
     lines = []
@@ -131,6 +144,7 @@ def write_report(demo, out: Path) -> Path:
              f"Metrics: mean ± std over the test cases (`nnunet_ts evaluate --help` defines them); "
              f"LCC = largest connected component kept.", ""]
     lines += tables(demo, results)
+    lines += pseudo_label_lines(demo.out / "evaluation" / "pseudo_labels" / SUMMARY_NAME)
     lines += ["### What the method predicts", "", *comparisons(results), ""]
     if chart is not None:
         lines += ["### DSC and lesion F1", "", f"![bar chart]({chart.relative_to(out)})", ""]
