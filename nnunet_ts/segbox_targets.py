@@ -16,10 +16,15 @@ A pseudo case without an annotated segbox is an error, never silently replaced b
 pseudo-label: the point of the box decoder on pseudo cases is the human's box.
 
 Files older than the case's ``.pkl`` (or the raw segbox) are made again; nnU-Net deletes the folder
-when it preprocesses again.
+when it preprocesses again. The form each strong case's segbox was made in is recorded in
+``<data folder>_segbox_targets.json`` next to the data folder (inside it, a .json file would stop
+nnU-Net's ``infer_dataset_class``): asking for another form (``plan-dual --segbox-mode``)
+makes that case's segbox again, logged; configurations sharing a data folder therefore should not
+train with different forms at the same time.
 """
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -32,6 +37,7 @@ from nnunet_ts.segbox import SegboxMode, segbox_from_mask
 from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD
 
 SEGBOX_SUFFIX = "_segbox.npy"
+RECORD_SUFFIX = "_segbox_targets.json"  # {strong case id: segbox form of its stored segbox}
 
 
 def segbox_target_file(data_folder: str | Path, case_id: str) -> Path:
@@ -92,6 +98,23 @@ def _save_atomic(target: Path, array: np.ndarray) -> None:
     os.replace(tmp, target)  # atomic: folds training at once may both write it
 
 
+def segbox_record_file(data_folder: str | Path) -> Path:
+    """The record of the strong cases' segbox forms: beside the data folder, as nnU-Net wants it clean."""
+    return Path(data_folder).parent / f"{Path(data_folder).name}{RECORD_SUFFIX}"
+
+
+def _read_record(data_folder: Path) -> dict:
+    record = segbox_record_file(data_folder)
+    return json.loads(record.read_text()) if record.is_file() else {}
+
+
+def _update_record(data_folder: Path, forms: dict) -> None:
+    record = segbox_record_file(data_folder)
+    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({**_read_record(data_folder), **forms}, indent=1, sort_keys=True))
+    os.replace(tmp, record)  # re-read just before: another fold's entries survive unless written at once
+
+
 def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], pseudo_ids: Sequence[str],
                           plans_manager, raw_segbox_folder: str | Path | None,
                           file_ending: str = ".nii.gz", mode: SegboxMode = "per_lesion",
@@ -111,6 +134,11 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
 
     data_folder = Path(data_folder)
     raw_folder = Path(raw_segbox_folder) if raw_segbox_folder is not None else None
+    recorded = _read_record(data_folder)
+    other_form = [c for c in strong_ids if recorded.get(c, mode) != mode]
+    if other_form and log is not None:
+        log(f"{len(other_form)} strong case(s) in {data_folder} have segbox targets of another form than "
+            f"{mode!r}: making them again")
     todo: list[tuple[str, Path | None]] = []
     for case_id, source in [*((c, "strong") for c in strong_ids), *((c, "pseudo") for c in pseudo_ids)]:
         pkl = data_folder / f"{case_id}.pkl"
@@ -119,7 +147,8 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
                              f"nnUNetv2_plan_and_preprocess for this configuration first")
         raw = raw_folder / f"{case_id}{file_ending}" if source == "pseudo" and raw_folder is not None else None
         stored = segbox_target_file(data_folder, case_id)
-        if not overwrite and _is_current(stored, pkl, *([raw] if raw is not None and raw.is_file() else [])):
+        inputs = [pkl, *([raw] if raw is not None and raw.is_file() else [])]
+        if not overwrite and _is_current(stored, *inputs) and (source == "pseudo" or recorded.get(case_id) == mode):
             continue
         if source == "pseudo" and (raw is None or not raw.is_file()):
             where = raw if raw is not None else "segboxesTr/ (the dataset.json has no 'nnunet_ts_segboxes')"
@@ -139,4 +168,7 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
                 properties = pickle.load(f)
             segbox = preprocess_annotated_segbox(raw, properties, data.shape[1:], plans_manager)
         _save_atomic(segbox_target_file(data_folder, case_id), segbox)
+    made_strong = [c for c, raw in todo if raw is None]
+    if made_strong:
+        _update_record(data_folder, {c: mode for c in made_strong})
     return [case_id for case_id, _ in todo]

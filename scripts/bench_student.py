@@ -43,10 +43,12 @@ DATASET_ID, NAME = 990, "BenchStudent"
 
 
 def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, int, int], seed: int = 0):
-    """Spheres of tumour-like intensity in lung-like noise; pseudo cases get the blurred sphere as soft target."""
+    """Spheres of tumour-like intensity in lung-like noise; pseudo cases get the blurred sphere as soft target
+    and the sphere's segbox as annotated box (used by the dual-decoder student, ignored by the others)."""
     from scipy import ndimage
 
     from nnunet_ts.image_io import Geometry, write_image
+    from nnunet_ts.segbox import segbox_from_mask
     from nnunet_ts.student_dataset import StudentCase
 
     rng = np.random.default_rng(seed)
@@ -71,7 +73,10 @@ def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, i
             soft = np.clip(ndimage.gaussian_filter(mask.astype(np.float32), 2.0), 0, 1)
             path = folder / f"b{i:03d}_soft.nii.gz"
             write_image(path, soft.astype(np.float32), geometry)
-            cases.append(StudentCase(f"b{i:03d}", ct_path, "pseudo", soft_target=path, patient_id=f"p{i}"))
+            box = folder / f"b{i:03d}_segbox.nii.gz"
+            write_image(box, segbox_from_mask(mask), geometry)
+            cases.append(StudentCase(f"b{i:03d}", ct_path, "pseudo", soft_target=path, segbox=box,
+                                     patient_id=f"p{i}"))
     return cases
 
 

@@ -1,6 +1,7 @@
 """The dual-decoder student on a tiny planned student dataset: segbox targets on the preprocessed grid,
-batches, where the trainer's loss sends gradients, every trainer class, and the stock commands with a
-predictor check (the trained model's prediction is the segmentation path alone).
+batches, where the trainer's loss sends gradients, every trainer class, and the stock commands on the
+configuration ``plan-dual`` adds, with a predictor check (the trained model's prediction is the
+segmentation path alone).
 
 Cases are (3.0, 1.5, 1.5) mm (z, y, x), planned at (2.0, 1.0, 1.0) mm, so preprocessing resamples.
 """
@@ -101,6 +102,10 @@ def test_segbox_targets_on_the_preprocessed_grid(dual_env):
     strong = [c for c in made if trainer.sources[c] == "strong"]
     pseudo = [c for c in made if trainer.sources[c] == "pseudo"]
     assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, raw / "segboxesTr") == []
+    # another segbox form remakes the strong cases' segboxes only, and back again
+    segboxes = raw / "segboxesTr"
+    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, segboxes, mode="box3d") == strong
+    assert ensure_segbox_targets(folder, strong, pseudo, trainer.plans_manager, segboxes) == strong
     with pytest.raises(InputError, match="no annotated segbox"):
         ensure_segbox_targets(folder, [], pseudo, trainer.plans_manager, None, overwrite=True)
 
@@ -212,16 +217,22 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
     prefix = f'eval "$(nnunet_ts env --root {dual_env})" && '
-    _run(prefix + f"nnUNetv2_train {DATASET_ID} 3d_tiny 0 -tr {TINY} -device cpu", env, nnUNet_n_proc_DA="0")
-    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TINY}__nnUNetPlans__3d_tiny"
+    # the configuration plan-dual adds (lambda 0.5, per-slice segboxes), trained by the stock command
+    _run(prefix + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --box-loss-weight 0.5 --segbox-mode per_slice "
+                  f"&& nnUNetv2_train {DATASET_ID} 3d_tiny_dual 0 -tr {TINY} -device cpu", env, nnUNet_n_proc_DA="0")
+    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TINY}__nnUNetPlans__3d_tiny_dual"
     assert (model / "fold_0" / "checkpoint_final.pth").is_file()
+    log = "".join(p.read_text() for p in (model / "fold_0").glob("training_log_*.txt"))
+    assert "box_loss_weight (lambda) 0.5, segbox_mode 'per_slice', from the plans" in log
+    record = json.loads((_preprocessed(dual_env) / "nnUNetPlans_3d_fullres_segbox_targets.json").read_text())
+    assert record and set(record.values()) == {"per_slice"}  # the strong cases' segboxes made again
     assert (model / "fold_0" / "validation" / "summary.json").is_file()
 
     raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
     inputs, pred = tmp_path / "in", tmp_path / "pred"
     inputs.mkdir()
     shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
-    _run(prefix + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c 3d_tiny -f 0 -tr {TINY} "
+    _run(prefix + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c 3d_tiny_dual -f 0 -tr {TINY} "
                   f"-device cpu -chk checkpoint_final.pth", env)
     assert (pred / "case_005.nii.gz").is_file()
 

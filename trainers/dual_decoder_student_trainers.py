@@ -3,9 +3,12 @@
 ``DualDecoderStudentTrainer`` is ``TeacherStudentTrainer`` (soft-label student on a student dataset)
 with a second, fully separate decoder that predicts the segbox; each change in one hook:
 
+* ``__init__``: lambda and the segbox form from the configuration's ``"nnunet_ts"`` entry, written by
+  ``nnunet_ts plan-dual`` (``planners.dual_decoder_plans``); the class attributes below are the
+  defaults for any other configuration (``3d_fullres``, ``3d_tiny`` train as they are). Logged;
 * ``build_network_architecture``: the plans' U-Net wrapped in ``DualDecoderUNet`` (deep supervision on
   both decoders; eval mode returns the segmentation only, so nnU-Net's validation, predictor,
-  mirroring and checkpoints are unchanged). No planner or plans edit is needed;
+  mirroring and checkpoints are unchanged);
 * ``get_tr_and_val_datasets``: training cases load with their segbox as one more seg channel
   (``segbox_data``), made now if missing or stale (``segbox_targets.ensure_segbox_targets``): derived
   from the mask for strong cases, the real annotated boxes (``segboxesTr``) for pseudo cases.
@@ -21,9 +24,11 @@ and ``DualDecoderStudentShortBudgetTrainer`` (25, 20, 5).
 """
 from pathlib import Path
 
+import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
 from nnunet_ts.dual_decoder_network import DualDecoderUNet
+from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
 from nnunet_ts.segbox_loss import DualDecoderLoss, SegboxLoss
 from nnunet_ts.segbox_target_transforms import carry_segbox_target
 from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
@@ -33,6 +38,17 @@ from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
     box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
     segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        default = DualDecoderSettings(box_loss_weight=self.box_loss_weight, segbox_mode=self.segbox_mode)
+        settings, from_plans = dual_decoder_settings(
+            self.configuration_manager.configuration, default,
+            f"configuration {configuration!r} of {self.plans_manager.plans_name} ({self.plans_manager.dataset_name})")
+        self.box_loss_weight, self.segbox_mode = float(settings.box_loss_weight), settings.segbox_mode
+        self.print_to_log_file(f"dual decoder: box_loss_weight (lambda) {self.box_loss_weight:g}, segbox_mode "
+                               f"{self.segbox_mode!r}, from {'the plans' if from_plans else 'the trainer defaults'}")
 
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,

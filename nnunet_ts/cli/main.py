@@ -23,6 +23,7 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("restrict-to-box", "nnunet_ts.cli.restrict_to_box", "set a teacher's predictions outside the dilated segbox to background"),
     ("soft-targets", "nnunet_ts.cli.soft_targets", "preprocess a student dataset's soft targets (teacher probabilities)"),
     ("pseudolabel", "nnunet_ts.cli.pseudolabel", "run a trained teacher on the weak set and write a student dataset of soft targets"),
+    ("plan-dual", "nnunet_ts.cli.plan_dual", "add the dual-decoder student's configuration (lambda, segbox form) to a dataset's plans"),
     ("tiny-plans", "nnunet_ts.cli.tiny_plans", "add a tiny CPU-sized configuration to a dataset's plans"),
     ("budget-config", "nnunet_ts.cli.budget_config", "add a configuration with a fixed training budget to a dataset's plans"),
     ("evaluate", "nnunet_ts.cli.evaluate", "DSC, DSC-TP and lesion-level F1 of predictions vs ground truth"),

@@ -1,0 +1,125 @@
+"""The dual-decoder student's configuration: a plans edit, not a new preprocessing.
+
+``add_dual_decoder_configuration`` adds a configuration (default ``<source>_dual``, e.g.
+``3d_fullres_dual``) to an existing nnU-Net plans file. It ``inherits_from`` the planned source
+configuration, so it shares its spacing, patch, network and preprocessed data (same
+``data_identifier``); it only carries the dual-decoder settings under our own key::
+
+    "3d_fullres_dual": {"inherits_from": "3d_fullres",
+                        "nnunet_ts": {"dual_decoder": true, "box_loss_weight": 1.0,
+                                      "segbox_mode": "per_lesion"}}
+
+``DualDecoderStudentTrainer`` reads them with :func:`dual_decoder_settings` (its class attributes are
+the defaults for configurations without the key), so the stock commands train it::
+
+    nnunet_ts plan-dual -d 502 [--box-loss-weight 1.0] [--segbox-mode per_lesion]
+    nnUNetv2_train 502 3d_fullres_dual 0 -tr DualDecoderStudentTrainer
+
+Imports no torch: nnU-Net's ``PlansManager`` (to resolve inheritance) is imported when called.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.segbox import SEGBOX_MODES
+
+PLANS_KEY = "nnunet_ts"  # our settings inside a configuration; nnU-Net ignores unknown keys
+
+
+@dataclass(frozen=True)
+class DualDecoderSettings:
+    """What the dual-decoder student reads from its configuration.
+
+    Attributes:
+        box_loss_weight: lambda in loss = seg loss + lambda * box loss (Dice + BCE); finite, >= 0
+            (0 leaves the segbox decoder untrained). The paper uses 1.
+        segbox_mode: form of the strong cases' segbox targets, one of ``segbox.SEGBOX_MODES``
+            (pseudo cases always use their annotated segboxes).
+    """
+
+    box_loss_weight: float = 1.0
+    segbox_mode: str = "per_lesion"
+
+    def check(self, where: str) -> "DualDecoderSettings":
+        """Returns self; raises InputError naming ``where`` on a bad value."""
+        weight = self.box_loss_weight
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
+                or weight < 0:
+            raise InputError(f"{where}: box_loss_weight must be a finite number >= 0, got {weight!r}; "
+                             f"rewrite it with `nnunet_ts plan-dual --box-loss-weight L --overwrite`")
+        if self.segbox_mode not in SEGBOX_MODES:
+            raise InputError(f"{where}: segbox_mode must be one of {', '.join(SEGBOX_MODES)}, got "
+                             f"{self.segbox_mode!r}; rewrite it with `nnunet_ts plan-dual --segbox-mode M "
+                             f"--overwrite`")
+        return self
+
+
+def dual_decoder_settings(configuration: dict, default: DualDecoderSettings,
+                          where: str) -> tuple[DualDecoderSettings, bool]:
+    """The settings of a resolved configuration dict; ``(settings, from_plans)``.
+
+    Keys missing from the configuration's ``"nnunet_ts"`` entry take ``default``'s values;
+    ``from_plans`` says whether the configuration had the entry at all.
+
+    Raises:
+        InputError: a bad value (message names ``where``).
+    """
+    ours = configuration.get(PLANS_KEY)
+    if ours is None:
+        return default.check(where), False
+    if not isinstance(ours, dict):
+        raise InputError(f"{where}: {PLANS_KEY!r} must be a JSON object, got {ours!r}; rewrite it with "
+                         f"`nnunet_ts plan-dual --overwrite`")
+    settings = DualDecoderSettings(box_loss_weight=ours.get("box_loss_weight", default.box_loss_weight),
+                                   segbox_mode=ours.get("segbox_mode", default.segbox_mode))
+    return settings.check(where), True
+
+
+def add_dual_decoder_configuration(plans_file: str | Path, source: str = "3d_fullres", name: str | None = None,
+                                   settings: DualDecoderSettings = DualDecoderSettings(),
+                                   overwrite: bool = False) -> tuple[str, dict]:
+    """Add a dual-decoder configuration to a plans JSON file in place; returns ``(name, configuration)``.
+
+    Args:
+        plans_file: ``$nnUNet_preprocessed/DatasetXXX_Name/<plans>.json``.
+        source: a configuration in that file to inherit everything from (data, network, patch).
+        name: the configuration to add; default ``<source>_dual``.
+        settings: lambda and segbox form.
+        overwrite: replace an existing configuration of that name.
+
+    Raises:
+        InputError: missing plans file, unknown source, existing name without ``overwrite``, a bad
+            setting, or a cascaded source (the student does not train cascades).
+    """
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    plans_file = Path(plans_file)
+    name = name or f"{source}_dual"
+    if not plans_file.is_file():
+        raise InputError(f"plans file {plans_file} does not exist; run nnUNetv2_plan_and_preprocess "
+                         f"-d <id> -c {source} first")
+    settings.check(str(plans_file))
+    plans = json.loads(plans_file.read_text())
+    configs = plans.get("configurations", {})
+    if source not in configs:
+        raise InputError(f"plans file {plans_file} has no configuration {source!r} (has: "
+                         f"{', '.join(configs) or 'none'}); plan it first or choose another with -c")
+    if name == source:
+        raise InputError(f"the dual configuration needs its own name, not the source's {source!r}; "
+                         f"choose another with --name")
+    if name in configs and not overwrite:
+        raise InputError(f"plans file {plans_file} already has a configuration {name!r}; "
+                         f"pass --overwrite to replace it")
+    resolved = PlansManager(plans).get_configuration(source)
+    if resolved.previous_stage_name is not None:
+        raise InputError(f"configuration {source!r} in {plans_file} is a cascade stage; the dual-decoder "
+                         f"student trains a non-cascaded configuration (3d_fullres, 3d_tiny)")
+    configs[name] = {"inherits_from": source, PLANS_KEY: {"dual_decoder": True, **asdict(settings)}}
+    tmp = plans_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(plans, indent=4))
+    tmp.replace(plans_file)
+    return name, configs[name]
