@@ -87,6 +87,9 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     assert sum(c.startswith("nnUNetv2_train") for c in commands) == len(MODELS)
     assert sum(c.startswith("nnUNetv2_predict") for c in commands) == len(MODELS)
     assert any(c.startswith("nnunet_ts pseudolabel") for c in commands)
+    for model in MODELS:  # found by nnU-Net's lookup, trained on fold all without its final validation
+        log = (demo.out / "logs" / f"train_{model.key}.log").read_text()
+        assert model.trainer in log and "final validation skipped" in log
     report = (demo.report_dir / "report.md").read_text()
     for model in MODELS:
         assert f"| {model.label} | none |" in report and f"| {model.label} | LCC |" in report
