@@ -46,6 +46,9 @@ class PlansBudgetMixin:
         if budget is not None:
             self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = \
                 (int(b) for b in budget)
+            # a checkpoint at least every quarter of the budget (nnU-Net: every 50 epochs), so an
+            # interrupted short training continues with `nnUNetv2_train ... --c` instead of restarting
+            self.save_every = max(1, min(self.save_every, self.num_epochs // 4))
 
 
 class NoFinalValidationOnFoldAllMixin:

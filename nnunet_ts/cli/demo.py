@@ -23,7 +23,8 @@ Run the paper's experiment end to end and write a report:
 Every step is a stock command (nnUNetv2_* or nnunet_ts ...) and is printed as it runs: after
 `eval "$(nnunet_ts env --root OUT/nnunet)"` each line redoes that step alone. Command output goes to
 OUT/logs/. A finished step is skipped when the demo is rerun, so an interrupted demo continues where
-it stopped (an interrupted training continues from its latest checkpoint); --overwrite starts afresh.
+it stopped (an interrupted training continues from its latest checkpoint, written every quarter of
+its budget); --overwrite starts afresh.
 
 Scenarios: scarce (few strong, many weak: the setting where the students should win) and vast
 (similar sizes). Scales: cpu (3d_tiny network, short budgets; <= 30 min on a 2-core CPU) and gpu
