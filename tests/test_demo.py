@@ -96,6 +96,9 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
         summary = json.loads((demo.evaluation(model, "largest_component") / "evaluation_summary.json").read_text())
         assert summary["n_cases"] == 2 and summary["settings"]["largest_component"] is True
     assert (demo.report_dir / "bar_chart.png").stat().st_size > 1000
+    # synthetic weak cases have true masks: the pseudo-labels are scored against them
+    pseudo = json.loads((demo.out / "evaluation" / "pseudo_labels" / "evaluation_summary.json").read_text())
+    assert pseudo["n_cases"] == 3 and "### Pseudo-labels" in report
     results = json.loads((demo.report_dir / "results.json").read_text())
     assert results["cohort"] == {"strong": 3, "weak": 3, "test": 2}
     assert any("report.md" in line for line in summary_lines(demo, seconds))
