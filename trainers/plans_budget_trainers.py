@@ -8,7 +8,7 @@ nnU-Net's final validation (it would predict the training cases; the experiment 
 | trainer | network | paper |
 |---|---|---|
 | ``PlansBudgetTrainer`` | nnU-Net's default, CT only, strong cases | baseline |
-| ``CTOnlyTeacherPlansBudgetTrainer`` | the same with the teacher's patch sampling (90 % on tumour) | CT-only ("point guided") teacher |
+| ``CTOnlyTeacherPlansBudgetTrainer`` | the same, the teacher's sampling (90 % on tumour) | CT-only teacher |
 | ``BoxTeacherPlansBudgetTrainer`` | ``BoxTeacherTrainer``: CT + segbox | box-guided teacher |
 | ``TeacherStudentPlansBudgetTrainer`` | ``TeacherStudentTrainer``: soft targets | SO student |
 | ``DualDecoderStudentPlansBudgetTrainer`` | ``DualDecoderStudentTrainer``: + segbox decoder | DO student |

@@ -135,9 +135,10 @@ def write_report(demo, out: Path) -> Path:
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     chart = bar_chart(results, out / "bar_chart.png")
     panels = write_panels(demo, out / "panels")
+    source = f"synthetic, seed {c.seed}" if demo.given_cases is None else str(demo.cases)
     lines = [f"# Teacher-student demo: scenario `{c.scenario}`, scale `{c.scale}`", "",
              f"Cohort: {counts['strong']} strong (voxel masks), {counts['weak']} weak (boxes only), "
-             f"{counts['test']} test cases ({'synthetic, seed ' + str(c.seed) if demo.given_cases is None else demo.cases}). "
+             f"{counts['test']} test cases ({source}). "
              f"Networks: nnU-Net `{c.network}`; teachers {c.teacher_budget.epochs} x "
              f"{c.teacher_budget.iterations} iterations, students {c.student_budget.epochs} x "
              f"{c.student_budget.iterations} (fold `all`, final checkpoint, no test-time mirroring). "
