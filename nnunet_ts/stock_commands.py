@@ -110,13 +110,14 @@ class CommandRunner:
 def _follow_epochs(proc: subprocess.Popen, log: Path, epochs: int, name: str) -> None:
     from tqdm import tqdm
 
+    # redrawn only when an epoch starts: a log file (nohup, CI) gets one line per epoch, not per second
     with tqdm(total=epochs, desc=f"  {name}", unit="epoch", leave=False) as bar:
         while proc.poll() is None:
             time.sleep(1.0)
             found = _EPOCH.findall(log.read_text(errors="replace"))
-            if found:
-                bar.n = min(epochs, int(found[-1]))
-                bar.refresh()
+            started = min(epochs, int(found[-1])) if found else 0
+            if started > bar.n:
+                bar.update(started - bar.n)
 
 
 def _duration(seconds: float) -> str:
