@@ -35,6 +35,7 @@ PAPER_DSC = {
 }
 PANEL_MODELS = ("baseline", "so_student", "do_student")
 CT_WINDOW_HU = (-1000.0, 400.0)
+ZOOM_VOXELS = 48  # side of the zoomed window of the panels' bottom row
 
 
 def load_results(demo) -> dict:
@@ -245,24 +246,39 @@ def write_panels(demo, out: Path) -> list[Path]:
             pred = read_image(demo.predictions(models[key]) / f"{case}.nii.gz")[0] > 0
             dsc = case_dsc[key].get(case)
             columns.append((f"{models[key].label}" + ("" if dsc is None else f"\nDSC {100 * dsc:.0f} %"), pred))
-        fig, axes = plt.subplots(1, len(columns), figsize=(2.6 * len(columns), 3.0))
         aspect = geometry.spacing_zyx[1] / geometry.spacing_zyx[2]  # rows: y, columns: x
-        for ax, (title, mask) in zip(axes, columns):
-            ax.imshow(ct[z], cmap="gray", vmin=CT_WINDOW_HU[0], vmax=CT_WINDOW_HU[1], aspect=aspect)
-            if mask is not None:
-                overlay = np.ma.masked_where(~mask[z], mask[z])
-                ax.imshow(overlay, cmap="autumn", alpha=0.55, vmin=0, vmax=1, aspect=aspect)
-                if title != "ground truth" and title != "box":
-                    ax.contour(gt[z], levels=[0.5], colors="cyan", linewidths=0.6)
-            ax.set_title(title, fontsize=8)
-            ax.axis("off")
-        fig.suptitle(f"{case}, slice z={z} (cyan outline: ground truth)", fontsize=9)
+        zoom = _zoom_window(gt[z], ZOOM_VOXELS)
+        fig, axes = plt.subplots(2, len(columns), figsize=(2.4 * len(columns), 5.0))
+        for row, window in enumerate((np.s_[:, :], zoom)):
+            for ax, (title, mask) in zip(axes[row], columns):
+                ax.imshow(ct[z][window], cmap="gray", vmin=CT_WINDOW_HU[0], vmax=CT_WINDOW_HU[1], aspect=aspect)
+                if mask is not None:
+                    shown = mask[z][window]
+                    ax.imshow(np.ma.masked_where(~shown, shown), cmap="autumn", alpha=0.55, vmin=0, vmax=1,
+                              aspect=aspect)
+                    if title not in ("ground truth", "box") and gt[z][window].any():
+                        ax.contour(gt[z][window], levels=[0.5], colors="cyan", linewidths=0.7)
+                if row == 0:
+                    ax.set_title(title, fontsize=8)
+                ax.axis("off")
+        fig.suptitle(f"{case}, axial slice z={z}; bottom row: {ZOOM_VOXELS} voxels around the tumour "
+                     f"(cyan outline: ground truth)", fontsize=9)
         fig.tight_layout()
         path = out / f"{case}.png"
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _zoom_window(mask_2d: np.ndarray, size: int) -> tuple[slice, slice]:
+    """A ``size`` x ``size`` window (clipped to the image) centred on the mask's centre of mass."""
+    centre = np.argwhere(mask_2d).mean(0) if mask_2d.any() else np.array(mask_2d.shape) / 2
+    window = []
+    for c, n in zip(centre, mask_2d.shape):
+        start = int(min(max(round(c) - size // 2, 0), max(n - size, 0)))
+        window.append(slice(start, start + size))
+    return tuple(window)
 
 
 def _per_case_dsc(path: Path) -> dict[str, float]:
