@@ -58,6 +58,8 @@ class DemoConfig:
         tiny_patch: patch (z, y, x) of ``3d_tiny``, voxels.
         teacher_budget: box-guided and CT-only teachers (equal, for a fair comparison).
         student_budget: baseline, SO and DO students (equal).
+        predict_step_size: sliding-window step of the test predictions, a fraction of the patch
+            (nnU-Net: 0.5; 1.0 = tiles without overlap, 3-4x fewer network passes on a CPU).
         panels: test cases shown as image panels in the report.
         seed: cohort seed.
         num_processes: worker processes of synthesis, planning, preprocessing and prediction.
@@ -71,6 +73,7 @@ class DemoConfig:
     tiny_patch: tuple[int, int, int] = (32, 64, 64)
     teacher_budget: Budget = Budget(16, 25)
     student_budget: Budget = Budget(20, 25)
+    predict_step_size: float = 1.0
     panels: int = 4
     seed: int = 0
     num_processes: int = 2
@@ -110,4 +113,4 @@ def preset(scenario: str, scale: str) -> DemoConfig:
         return DemoConfig(scenario, scale, _CPU_COHORTS[scenario])
     return DemoConfig(scenario, scale, _GPU_COHORTS[scenario], network="3d_fullres",
                       teacher_budget=Budget(300, 250, 50), student_budget=Budget(300, 250, 50),
-                      num_processes=8)
+                      predict_step_size=0.5, num_processes=8)

@@ -183,7 +183,8 @@ class Demo:
             cmd(f"predict_{model.key}", f"{model.label}: predict the test set",
                 f"nnUNetv2_predict -i {inputs} -o {quoted(self.predictions(model))} -d {model.dataset_id} "
                 f"-c {model.configuration} -f all -tr {model.trainer} -chk checkpoint_final.pth "
-                f"-device {self.device} --disable_tta -npp {predict_np} -nps {predict_np}")
+                f"-device {self.device} --disable_tta -step_size {c.predict_step_size} "
+                f"-npp {predict_np} -nps {predict_np}")
         gt = f"$nnUNet_raw/{dataset_glob(STUDENT_ID)}/labelsTs"
         for model in MODELS:
             for post, option in POSTPROCESSING.items():
