@@ -15,9 +15,11 @@ $(VENV)/.installed: setup.py
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-## the main job: synthetic data -> nnU-Net datasets -> plan -> short teacher training -> predict -> evaluate
+## the main job: the paper's experiment on synthetic data (teachers, pseudo-labels, students, report)
+## SCENARIO=scarce|vast; rerunning resumes, `make clean-demo` starts afresh
+SCENARIO ?= scarce
 demo: setup
-	PATH="$(abspath $(BIN)):$$PATH" bash scripts/demo.sh $(DEMO_DIR)
+	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu --out $(DEMO_DIR)/$(SCENARIO)-cpu
 
 ## the test suite (what CI runs)
 test: setup

@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=[
-        "nnunet_ts", "nnunet_ts.cli", "nnunet_ts.synth",
+        "nnunet_ts", "nnunet_ts.cli", "nnunet_ts.synth", "nnunet_ts.pseudolabel", "nnunet_ts.demo",
         "nnunet_ts.trainers", "nnunet_ts.planners", "nnunet_ts.dataset_conversion",
     ],
     package_dir={
@@ -31,6 +31,7 @@ setup(
         "tqdm>=4.60",
         "pydicom>=3.0",
         "scikit-image>=0.21",
+        "matplotlib>=3.6",  # the demo report's bar chart and image panels
     ],
     # lungmask (R231 lung masks for lung cropping) reuses nnU-Net's torch; without it, or without
     # its weights, lung cropping falls back to a classical lung mask and says so.

@@ -46,11 +46,45 @@ class PlansBudgetMixin:
         if budget is not None:
             self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = \
                 (int(b) for b in budget)
+            # a checkpoint at least every quarter of the budget (nnU-Net: every 50 epochs), so an
+            # interrupted short training continues with `nnUNetv2_train ... --c` instead of restarting
+            self.save_every = max(1, min(self.save_every, self.num_epochs // 4))
+
+
+class NoFinalValidationOnFoldAllMixin:
+    """Skips nnU-Net's validation at the end of training when the fold is ``all``.
+
+    With fold ``all`` the validation cases are the training cases: predicting them costs minutes on
+    a CPU and measures nothing. Experiments evaluate their held-out test set instead.
+    """
+
+    def perform_actual_validation(self, save_probabilities: bool = False):
+        if self.fold == "all":
+            self.print_to_log_file("final validation skipped: fold 'all' validates on its training "
+                                   "cases; evaluate a held-out test set instead")
+            return
+        super().perform_actual_validation(save_probabilities)
+
+
+class ForegroundSamplingMixin:
+    """Patches centred on foreground in ``foreground_sampling`` of the samples (drawn per sample).
+
+    nnU-Net's default is 33 % (per batch). The teachers use 90 %: the paper's teachers see crops
+    centred on the tumour.
+    """
+
+    foreground_sampling: float = 0.9
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.oversample_foreground_percent = self.foreground_sampling
+        self.probabilistic_oversampling = True
 
 
 class NoFinalValidationMixin:
-    """Skips nnU-Net's validation at the end of training (experiments and benchmarks that evaluate
-    their own test set, or do not need one: with fold ``all`` it would predict the training cases)."""
+    """Skips nnU-Net's validation at the end of training, whatever the fold (benchmarks that time
+    something else and need no validation)."""
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("final validation skipped (NoFinalValidationMixin)")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -46,12 +45,6 @@ def sh(cmd: str, env: dict, log: Path | None = None) -> None:
     else:
         with log.open("w") as f:
             subprocess.run(["bash", "-c", cmd], env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
-
-
-def add_experiment_configuration(plans_file: Path, source: str, budget: list[int]) -> None:
-    plans = json.loads(plans_file.read_text())
-    plans["configurations"][CONFIG] = {"inherits_from": source, "nnunet_ts_budget": budget}
-    plans_file.write_text(json.dumps(plans, indent=2))
 
 
 def write_perturbed_inputs(images: Path, out: Path, seed: int) -> None:
@@ -91,17 +84,11 @@ def main() -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env.update({v: str(out / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
-    bin_dir = Path(sys.executable).parent
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    ours = subprocess.run([str(bin_dir / "nnunet_ts"), "env"], capture_output=True, text=True,
-                          check=True).stdout.strip().split("=", 1)[1]
-    env["nnUNet_extTrainer"] = os.pathsep.join([shlex.split(ours)[0], str(HERE / "experiment_trainers")])
-    env.setdefault("nnUNet_def_n_proc", str(args.np))
-    env.setdefault("nnUNet_compile", "false")
-    if args.device == "cpu":
-        env.setdefault("nnUNet_n_proc_DA", "0")  # augmentation in the trainer's process: fewer cores
+    from nnunet_ts.planners.budget_config import TrainingBudget, add_budget_configuration
+    from nnunet_ts.stock_commands import TRAINING_ONLY, nnunet_environment
+
+    # nnU-Net's folders under OUT, our trainers and the experiment's found, CPU-friendly worker counts
+    env = nnunet_environment(out, args.device, args.np, extra_trainer_dirs=[HERE / "experiment_trainers"])
     timings: dict[str, float] = {}
 
     cases = out / "cases"
@@ -115,7 +102,7 @@ def main() -> int:
             sh(f"nnunet_ts dataset {kind} --cases {cases} -d {did} -n {name} --workers {args.np}", env)
     pre = out / "nnUNet_preprocessed"
     source = "3d_fullres" if args.scale == "gpu" else "3d_tiny"
-    budget = [args.epochs, args.iterations, 5]
+    budget = TrainingBudget(args.epochs, args.iterations, 5)
     for did, plan_cmd in ((TEACHER_ID, f"nnunet_ts plan-teacher -d {TEACHER_ID} -np {args.np}"),
                           (CT_ONLY_ID, f"nnUNetv2_plan_and_preprocess -d {CT_ONLY_ID} -c 3d_fullres "
                                        f"-np {args.np} --verify_dataset_integrity")):
@@ -124,11 +111,11 @@ def main() -> int:
             t0 = time.time()
             if plans_file is None:
                 # nnU-Net 2.8.1's planner fails with nnUNet_n_proc_DA=0 (a CPU training setting)
-                sh(plan_cmd, {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"})
+                sh(plan_cmd, {k: v for k, v in env.items() if k not in TRAINING_ONLY})
             if args.scale == "cpu":
                 sh(f"nnunet_ts tiny-plans -d {did} --overwrite", env)
             plans_file = next(iter(pre.glob(f"Dataset{did}_*/nnUNetPlans.json")))
-            add_experiment_configuration(plans_file, source, budget)
+            add_budget_configuration(plans_file, CONFIG, source, budget, overwrite=True)
             timings[f"plan_{did}"] = time.time() - t0
 
     results = out / "nnUNet_results"

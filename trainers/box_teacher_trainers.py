@@ -25,7 +25,7 @@ from nnunet_ts.box_perturbation import BoxPerturbation
 from nnunet_ts.errors import InputError
 from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
 from nnunet_ts.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+from nnunet_ts.trainer_mixins import FixedBudgetMixin, ForegroundSamplingMixin, NoMirroringMixin
 
 
 def _binarize_segbox_input(module, args, channel: int):
@@ -34,7 +34,7 @@ def _binarize_segbox_input(module, args, channel: int):
     return (x, *args[1:])
 
 
-class BoxTeacherTrainer(nnUNetTrainer):
+class BoxTeacherTrainer(ForegroundSamplingMixin, nnUNetTrainer):
     segbox_channel = 1  # teacher datasets: _0000 CT, _0001 segbox (checked against dataset.json)
     box_perturbation: BoxPerturbation | None = BoxPerturbation(probability=0.5)
     foreground_sampling = 0.9
@@ -47,8 +47,6 @@ class BoxTeacherTrainer(nnUNetTrainer):
             raise InputError(f"dataset.json of {self.plans_manager.dataset_name}: the segbox must be "
                              f"channel {self.segbox_channel} (_000{self.segbox_channel}), found it as "
                              f"channel {channel}; write the dataset with `nnunet_ts dataset teacher`")
-        self.oversample_foreground_percent = self.foreground_sampling
-        self.probabilistic_oversampling = True
 
     def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
                                 do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,

@@ -25,9 +25,11 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("pseudolabel", "nnunet_ts.cli.pseudolabel", "run a trained teacher on the weak set and write a student dataset of soft targets"),
     ("plan-dual", "nnunet_ts.cli.plan_dual", "add the dual-decoder student's configuration (lambda, segbox form) to a dataset's plans"),
     ("tiny-plans", "nnunet_ts.cli.tiny_plans", "add a tiny CPU-sized configuration to a dataset's plans"),
+    ("budget-config", "nnunet_ts.cli.budget_config", "add a configuration with a fixed training budget to a dataset's plans"),
     ("evaluate", "nnunet_ts.cli.evaluate", "DSC, DSC-TP and lesion-level F1 of predictions vs ground truth"),
     ("convert", "nnunet_ts.cli.convert", "convert MSD Lung, NSCLC-Radiomics or Lung-PET-CT-Dx into nnU-Net datasets"),
     ("predict", "nnunet_ts.cli.predict", "segment lung tumours in a CT (NIfTI or DICOM) with a trained model"),
+    ("demo", "nnunet_ts.cli.demo", "the paper's experiment end to end (synthetic or real cohort) with a report"),
 )
 
 

@@ -7,17 +7,18 @@ with fold ``all`` it would predict the training cases; the experiment predicts i
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import NoFinalValidationMixin, NoMirroringMixin, PlansBudgetMixin
+from nnunet_ts.trainer_mixins import NoFinalValidationOnFoldAllMixin, NoMirroringMixin, PlansBudgetMixin
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
 
 
-class TeacherExpBoxTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
+class TeacherExpBoxTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherTrainer):
     """Box-guided teacher, trained with perturbed boxes in half of the samples."""
 
 
-class TeacherExpExactBoxTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, BoxTeacherExactBoxTrainer):
+class TeacherExpExactBoxTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
+                                BoxTeacherExactBoxTrainer):
     """Box-guided teacher, trained on exact boxes only."""
 
 
-class TeacherExpCTOnlyTrainer(NoFinalValidationMixin, PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class TeacherExpCTOnlyTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
     """The CT-only comparison (the paper's "point guided"): nnU-Net's default trainer, CT channel only."""
