@@ -112,6 +112,11 @@ def test_plan_dual_command(plans_file, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["plan-dual", "-d", "901", "--box-loss-weight", "-1"])
     assert exit_.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["plan-dual", "--help"])
+    assert exit_.value.code == 0
+    assert "nnUNetv2_train 502 3d_fullres_dual 0 -tr DualDecoderStudentTrainer" in capsys.readouterr().out
 
 
 def _trainer(plans_file, configuration: str):
