@@ -145,6 +145,11 @@ def write_report(demo, out: Path) -> Path:
              f"{c.student_budget.iterations} (fold `all`, final checkpoint, no test-time mirroring). "
              f"Metrics: mean ± std over the test cases (`nnunet_ts evaluate --help` defines them); "
              f"LCC = largest connected component kept.", ""]
+    empty = _test_cases_without_tumour(demo)
+    if empty:
+        lines += [f"{empty} of the {counts['test']} test cases have no tumour: there an empty prediction scores "
+                  f"DSC 1 (and F1 1), so a network that never predicts tumour gets {100 * empty / counts['test']:.0f} "
+                  f"% DSC.", ""]
     lines += tables(demo, results)
     lines += pseudo_label_lines(demo.out / "evaluation" / "pseudo_labels" / SUMMARY_NAME)
     lines += ["### What the method predicts", "", *comparisons(results), ""]
@@ -192,7 +197,7 @@ def bar_chart(results: dict, path: Path) -> Path | None:
         ax.set_ylabel(f"{name} % (mean ± std over test cases)")
         ax.set_title(name)
         ax.axvline(1.5, color="grey", lw=0.8, ls="--")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -269,6 +274,13 @@ def write_panels(demo, out: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _test_cases_without_tumour(demo) -> int:
+    from nnunet_ts.image_io import read_image
+
+    labels = demo.test_labels()
+    return sum(1 for p in sorted(labels.glob("*.nii.gz")) if not read_image(p)[0].any()) if labels.is_dir() else 0
 
 
 def _zoom_window(mask_2d: np.ndarray, size: int) -> tuple[slice, slice]:
