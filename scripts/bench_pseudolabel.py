@@ -4,11 +4,12 @@ Builds a box teacher (compact synthetic cases, planned at 1.5 x 1.0 x 1.0 mm lik
 teacher, tiny CPU configuration, a short training), then pseudo-labels clinical-size synthetic CTs
 (default 200 x 512 x 512 voxels, 0.6-1.0 mm in-plane, tumours 10-60 mm) case by case, side by side:
 
-  roi    nnunet_ts pseudolabel --mode roi (boxes + 20 mm, at least one patch)
+  roi    nnunet_ts pseudolabel --mode roi (only the sliding-window tiles near the boxes + 20 mm)
   full   nnUNetv2_predict on the whole volume (--save_probabilities), the stock command
 
 and prints per case and in total: seconds, the full/ROI time ratio, peak resident memory of each
-command, and the Dice of the two thresholded (0.5) maps inside the ROI regions.
+command, and the Dice of the two thresholded (0.5) maps inside the ROI regions (boxes + 20 mm), where
+the ROI map is written; 1 where both are empty there.
 
     python scripts/bench_pseudolabel.py OUT [--cases 3] [--shape 200 512 512] [--device cpu]
 """
@@ -127,7 +128,7 @@ def main() -> int:
         full_map = np.load(full_dir / f"{case}.npz")["probabilities"][1]
         segbox, _ = read_image(weak_images / f"{source}_0001.nii.gz")
         inside = np.zeros(segbox.shape, bool)
-        for region in box_regions(segbox, geometry.spacing_zyx, 20.0, patch_mm):
+        for region in box_regions(segbox, geometry.spacing_zyx, 20.0):
             inside[region] = True
         a, b = roi_map[inside] >= 0.5, full_map[inside] >= 0.5
         dice = 1.0 if a.sum() + b.sum() == 0 else 2 * (a & b).sum() / (a.sum() + b.sum())

@@ -105,6 +105,40 @@ def test_regions_cover_each_box_with_margin_and_do_not_overlap():
     assert full.sum() == 2.0 and full.dtype == np.float32
 
 
+def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(env):
+    from nnunet_ts.pseudolabel.teacher import Teacher, TeacherSpec
+
+    teacher = Teacher.load(TeacherSpec(_teacher(env), folds=("0",)))
+    weak = env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs"
+    ct, geometry = read_image(weak / "case_006_0000.nii.gz")
+    segbox, _ = read_image(weak / "case_006_0001.nii.gz")
+    assert segbox.any()
+    # a scan several tiles wide: the case beside mirrored copies of itself that have no box
+    ct = np.concatenate([ct, ct[:, :, ::-1], ct], axis=2)
+    ct = np.concatenate([ct, ct[:, ::-1]], axis=1)
+    segbox = np.pad(segbox, ((0, 0), (0, segbox.shape[1]), (0, 2 * segbox.shape[2])))
+    predictor = teacher._predictor
+    internal = predictor._internal_predict_sliding_window_return_logits
+    tiles = []
+
+    def counting(data, slicers, do_on_device=True):
+        tiles.append(len(slicers))
+        return internal(data, slicers, do_on_device)
+
+    predictor._internal_predict_sliding_window_return_logits = counting
+    roi = teacher.predict(ct, segbox, geometry.spacing_zyx, "roi", margin_mm=3.0)
+    full = teacher.predict(ct, segbox, geometry.spacing_zyx, "full")
+    assert 0 < tiles[0] < tiles[1]
+    inside = np.zeros(ct.shape, bool)
+    for region in box_regions(segbox, geometry.spacing_zyx, 3.0):
+        inside[region] = True
+    assert inside.any() and not inside.all() and not np.isnan(roi).any()
+    np.testing.assert_allclose(roi[inside], full[inside], atol=1e-6)
+    assert (roi[~inside] == 0).all() and (full[~inside] > 0).any()
+    empty = teacher.predict(ct, np.zeros_like(segbox), geometry.spacing_zyx, "roi")
+    assert len(tiles) == 2 and not empty.any()
+
+
 def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
     from nnunet_ts.pseudolabel.teacher import sha256
     from nnunet_ts.student_dataset import read_sources

@@ -12,9 +12,10 @@ Run a trained box-guided teacher on the weak (box-only) scans and write a studen
 strong cases copied in, and per weak case the teacher's foreground probability (the soft target,
 not thresholded), a hard mask (>= 0.5) for nnU-Net's bookkeeping, and the case's real segbox.
 
-ROI mode (default) predicts only each box's region plus --margin-mm (at least one teacher patch
-wide) and leaves the rest background: at the paper's scale of ~1000 CTs it is several times faster
-than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
+ROI mode (default) runs nnU-Net's pipeline but the network only on the sliding-window tiles that
+touch a box grown by --margin-mm; the map keeps those regions (identical there to a whole-volume
+prediction) and is background elsewhere: at the paper's scale of ~1000 CTs it is several times
+faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
 soft voting (mean of their probabilities).
 
 Resumable: finished cases are kept in nnUNet_raw/.DatasetXXX_Name.pseudolabel/ and skipped on a

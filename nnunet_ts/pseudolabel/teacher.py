@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -113,36 +115,97 @@ class Teacher:
         predictor.initialize_from_trained_model_folder(str(spec.model_folder), folds, spec.checkpoint)
         return cls(spec, predictor, list(predictor.list_of_parameters))
 
-    @property
-    def patch_size_mm(self) -> tuple[float, float, float]:
-        cm = self._predictor.configuration_manager
-        return tuple(float(p) * float(s) for p, s in zip(cm.patch_size, cm.spacing))
-
     def predict(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx: Sequence[float],
                 mode: str = "roi", margin_mm: float = 20.0) -> np.ndarray:
         """Foreground probability (float32, (z, y, x), the input grid) of one case.
 
-        ``mode="roi"``: only the regions of :func:`box_regions` (each box plus ``margin_mm``, at
-        least one teacher patch wide) are predicted and pasted into a map that is 0 elsewhere.
-        ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` would.
+        ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` computes it.
+        ``mode="roi"``: the same pipeline (nnU-Net's preprocessing, sliding window and export), but
+        the network runs only on the sliding-window tiles that touch a box grown by ``margin_mm``;
+        the map holds those regions (:func:`box_regions`) and is 0 elsewhere. Inside them every
+        voxel is covered by exactly the tiles the full prediction uses there, so ROI and full maps
+        agree there (up to float16 rounding of nnU-Net's logit sums), however well the teacher is trained.
         """
         if mode == "full":
-            return self._predict_array(ct, segbox, spacing_zyx)
-        regions = box_regions(segbox, spacing_zyx, margin_mm, self.patch_size_mm)
-        return paste(ct.shape, regions,
-                     [self._predict_array(ct[r], segbox[r], spacing_zyx) for r in regions])
+            return self._predict_array(ct, segbox, spacing_zyx, None)
+        regions = box_regions(segbox, spacing_zyx, margin_mm)
+        if not regions:
+            return np.zeros(ct.shape, np.float32)
+        probability = self._predict_array(ct, segbox, spacing_zyx, margin_mm)
+        if any(np.isnan(probability[r]).any() for r in regions):  # a region a kept tile missed
+            warnings.warn("ROI prediction did not cover every box region; predicting the whole volume instead")
+            probability = self._predict_array(ct, segbox, spacing_zyx, None)
+        return paste(ct.shape, regions, [probability[r] for r in regions])
 
-    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx) -> np.ndarray:
+    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx,
+                       tiles_near_boxes_mm: float | None) -> np.ndarray:
+        """nnU-Net's single-case prediction, preprocessed once and soft-voted over the folds."""
+        from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
+        from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+        p = self._predictor
         image = np.stack([ct, segbox]).astype(np.float32)
-        properties = {"spacing": [float(s) for s in spacing_zyx]}
+        preprocessed = next(PreprocessAdapterFromNpy(
+            [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
+            p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
         total = None
-        for parameters in self._fold_parameters:
-            self._predictor.list_of_parameters = [parameters]
-            _, probabilities = self._predictor.predict_single_npy_array(
-                image, properties, None, None, True)
-            foreground = np.asarray(probabilities[1], dtype=np.float64)
-            total = foreground if total is None else total + foreground
+        spacing = [float(s) for s in p.configuration_manager.spacing]
+        if len(spacing) == 2:  # a 2D teacher: slices along the first (transposed) axis
+            spacing = [float(spacing_zyx[p.plans_manager.transpose_forward[0]]), *spacing]
+        with _only_tiles_near_boxes(p, spacing, tiles_near_boxes_mm):
+            for parameters in self._fold_parameters:
+                p.list_of_parameters = [parameters]
+                logits = p.predict_logits_from_preprocessed_data(preprocessed["data"]).cpu()
+                _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+                    logits, p.plans_manager, p.configuration_manager, p.label_manager,
+                    preprocessed["data_properties"], return_probabilities=True)
+                foreground = np.asarray(probabilities[1], dtype=np.float64)
+                total = foreground if total is None else total + foreground
         return (total / len(self._fold_parameters)).astype(np.float32)
+
+
+@contextmanager
+def _only_tiles_near_boxes(predictor, spacing: Sequence[float], margin_mm: float | None):
+    """While active, ``predictor`` runs its sliding window only on tiles touching a grown segbox.
+
+    ``spacing``: the preprocessed data's voxel spacing along its three axes.
+
+    nnU-Net computes the tile grid of the whole (preprocessed, padded) image and hands the list of
+    tiles to ``_internal_predict_sliding_window_return_logits``; this keeps the tiles that overlap
+    a segbox component (channel 1, resampled with splines: > 0.01 keeps thin boxes) grown by
+    ``margin_mm`` plus two voxels, which covers the original-grid regions and the export's
+    interpolation footprint. Voxels no kept tile covers are left NaN (nnU-Net divides 0 by 0
+    there), so a region left uncovered shows; callers keep only the regions.
+    ``margin_mm=None`` leaves the predictor untouched (full mode).
+    """
+    if margin_mm is None:
+        yield
+        return
+    name = "_internal_predict_sliding_window_return_logits"
+    own = vars(predictor).get(name)
+    internal = getattr(predictor, name)
+
+    def near_boxes(data, slicers, do_on_device=True):
+        boxes = box_regions(data[1].float().cpu().numpy() > 0.01, spacing, margin_mm + 2 * max(spacing))
+        return internal(data, [s for s in slicers if any(_overlaps(s[1:], box) for box in boxes)], do_on_device)
+
+    setattr(predictor, name, near_boxes)
+    try:
+        yield
+    finally:
+        if own is None:
+            delattr(predictor, name)
+        else:
+            setattr(predictor, name, own)
+
+
+def _overlaps(tile: Sequence, box: Sequence[slice]) -> bool:
+    """Whether a sliding-window tile (slices, or an int slice index for 2D models) meets a box."""
+    for t, b in zip(tile[-len(box):], box):
+        start, stop = (t, t + 1) if isinstance(t, (int, np.integer)) else (t.start, t.stop)
+        if start >= b.stop or b.start >= stop:
+            return False
+    return True
 
 
 def _make_our_trainers_findable() -> None:
