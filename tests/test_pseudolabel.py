@@ -14,7 +14,7 @@ from case_factory import SHAPE, write_cases
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
 from nnunet_ts.image_io import read_image, write_image
-from nnunet_ts.pseudolabel.roi import box_regions, paste
+from nnunet_ts.pseudolabel.roi import box_regions
 
 BIN = Path(sys.executable).parent
 TEACHER_ID, STUDENT_ID, WEAK_ID = 911, 912, 913
@@ -101,8 +101,6 @@ def test_regions_cover_each_box_with_margin_and_do_not_overlap():
     assert all(r.stop - r.start >= 10 for region in regions for r in region[:1])
     assert all(0 <= r.start and r.stop <= n for region in regions for r, n in zip(region, segbox.shape))
     assert box_regions(np.zeros((4, 4, 4)), (1, 1, 1), 5.0) == []
-    full = paste((4, 4, 4), [(slice(0, 2), slice(0, 2), slice(0, 2))], [np.full((2, 2, 2), 0.25)])
-    assert full.sum() == 2.0 and full.dtype == np.float32
 
 
 def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(env):

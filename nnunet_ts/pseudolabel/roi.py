@@ -1,4 +1,4 @@
-"""Regions of interest for ROI-mode pseudo-labelling, and pasting ROI predictions into a full map.
+"""Regions of interest for ROI-mode pseudo-labelling: each box grown by a margin, merged where they meet.
 
 Arrays are (z, y, x); spacing (z, y, x) in mm. A region is a tuple of three slices.
 """
@@ -41,15 +41,6 @@ def box_regions(segbox: np.ndarray, spacing_zyx: Sequence[float], margin_mm: flo
             hi.append(b)
         boxes.append(_clip(lo, hi, shape))
     return [tuple(slice(a, b) for a, b in zip(lo, hi)) for lo, hi in _merge(boxes)]
-
-
-def paste(full_shape: Sequence[int], regions: Sequence[Region],
-          predictions: Sequence[np.ndarray]) -> np.ndarray:
-    """A float32 map of ``full_shape``: each region holds its prediction, 0 elsewhere."""
-    out = np.zeros(tuple(full_shape), np.float32)
-    for region, prediction in zip(regions, predictions):
-        out[region] = prediction
-    return out
 
 
 def _component_slices(labels: np.ndarray, n: int) -> list[tuple[slice, ...]]:

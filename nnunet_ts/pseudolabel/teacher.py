@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.pseudolabel.roi import box_regions, paste
+from nnunet_ts.pseudolabel.roi import box_regions
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,11 @@ class Teacher:
         if any(np.isnan(probability[r]).any() for r in regions):  # a region a kept tile missed
             warnings.warn("ROI prediction did not cover every box region; predicting the whole volume instead")
             probability = self._predict_array(ct, segbox, spacing_zyx, None)
-        return paste(ct.shape, regions, [probability[r] for r in regions])
+        outside = np.ones(ct.shape, bool)
+        for region in regions:
+            outside[region] = False
+        probability[outside] = 0.0
+        return probability
 
     def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx,
                        tiles_near_boxes_mm: float | None) -> np.ndarray:
@@ -144,14 +148,15 @@ class Teacher:
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
         p = self._predictor
-        image = np.stack([ct, segbox]).astype(np.float32)
+        image = np.stack([ct, segbox]).astype(np.float32, copy=False)
         preprocessed = next(PreprocessAdapterFromNpy(
             [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
             p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
-        total = None
+        del image
         spacing = [float(s) for s in p.configuration_manager.spacing]
         if len(spacing) == 2:  # a 2D teacher: slices along the first (transposed) axis
             spacing = [float(spacing_zyx[p.plans_manager.transpose_forward[0]]), *spacing]
+        total = None
         with _only_tiles_near_boxes(p, spacing, tiles_near_boxes_mm):
             for parameters in self._fold_parameters:
                 p.list_of_parameters = [parameters]
@@ -159,9 +164,14 @@ class Teacher:
                 _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
                     logits, p.plans_manager, p.configuration_manager, p.label_manager,
                     preprocessed["data_properties"], return_probabilities=True)
-                foreground = np.asarray(probabilities[1], dtype=np.float64)
-                total = foreground if total is None else total + foreground
-        return (total / len(self._fold_parameters)).astype(np.float32)
+                del logits
+                if total is None:
+                    total = np.array(probabilities[1], dtype=np.float32)
+                else:
+                    total += probabilities[1]
+                del probabilities
+        total /= len(self._fold_parameters)
+        return total
 
 
 @contextmanager
