@@ -8,8 +8,9 @@ teacher, tiny CPU configuration, a short training), then pseudo-labels clinical-
   full   nnUNetv2_predict on the whole volume (--save_probabilities), the stock command
 
 and prints per case and in total: seconds, the full/ROI time ratio, peak resident memory of each
-command, and the Dice of the two thresholded (0.5) maps inside the ROI regions (boxes + 20 mm), where
-the ROI map is written; 1 where both are empty there.
+command (the largest single process: nnUNetv2_predict preprocesses and exports in worker
+processes, the ROI command does all in one), and the Dice of the two thresholded (0.5) maps inside
+the ROI regions (boxes + 20 mm), where the ROI map is written; 1 where both are empty there.
 
     python scripts/bench_pseudolabel.py OUT [--cases 3] [--shape 200 512 512] [--device cpu]
 """
@@ -140,7 +141,7 @@ def main() -> int:
           f"{r[:, 2].max():.2f} | {r[:, 3].max():.2f} | min {r[:, 4].min():.4f} |")
     print("ROI times include loading the teacher and checking inputs (one command per case, as a shard would);"
           " nnUNetv2_predict likewise starts once per case. The ROI command also copies the strong cases"
-          " into its dataset.")
+          " into its dataset. Peak memory is the largest single process of each command's tree.")
     return 0
 
 
