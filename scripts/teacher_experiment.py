@@ -77,6 +77,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--iterations", type=int, default=25, help="training iterations per epoch")
     ap.add_argument("--parallel", action="store_true", help="train the networks at once")
+    ap.add_argument("--step-size", type=float, default=0.5,
+                    help="sliding-window step of the test predictions, a fraction of the patch (nnU-Net: 0.5)")
     ap.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=list(RUNS),
                     help="which networks to train and test")
     ap.add_argument("--np", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="CPU workers")
@@ -162,7 +164,7 @@ def main() -> int:
             if not (pred / "evaluation_summary.json").is_file():
                 shutil.rmtree(pred, ignore_errors=True)
                 sh(f"nnUNetv2_predict -i {folder} -o {pred} -d {did} -c {CONFIG} -f all -tr {trainer} "
-                   f"-device {args.device} -chk checkpoint_final.pth --disable_tta "
+                   f"-device {args.device} -chk checkpoint_final.pth --disable_tta -step_size {args.step_size} "
                    f"-npp {args.np} -nps {args.np}", env)
                 evaluate_folders(pred, gt, pred, overwrite=True, progress=False)
             runs = [(label, pred)]
@@ -182,7 +184,7 @@ def main() -> int:
               "ct_only": "CT-only network (paper: point guided)"}
     lines = [f"Teacher experiment: {args.n_strong} strong training cases, {args.n_test} test cases, "
              f"scale {args.scale} ({source}), budget {args.epochs} x {args.iterations} iterations, "
-             f"seed {args.seed}.", "",
+             f"seed {args.seed}, sliding-window step {args.step_size:g}.", "",
              "| network | test input | DSC % (mean ± std) | DSC-TP % | lesion F1 % |",
              "|---|---|---|---|---|"]
 
