@@ -162,7 +162,8 @@ def write_report(demo, out: Path) -> Path:
         lines += [f"![{p.stem}]({p.relative_to(out)})" for p in panels] + [""]
     if timings:
         lines += ["### Wall time", "", "| step | seconds |", "|---|---|"]
-        lines += [f"| {k} | {v:.0f} |" for k, v in timings.items() if v > 0]
+        steps = sorted(timings.items(), key=lambda kv: kv[0].startswith("total"))  # the total last
+        lines += [f"| {k} | {v:.0f} |" for k, v in steps if v > 0]
         lines.append("")
     report = out / "report.md"
     report.write_text("\n".join(lines))
