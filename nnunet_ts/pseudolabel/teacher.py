@@ -195,8 +195,12 @@ def _only_tiles_near_boxes(predictor, spacing: Sequence[float], margin_mm: float
     own = vars(predictor).get(name)
     internal = getattr(predictor, name)
 
+    boxes = None  # grown once: every fold sees the same preprocessed case
+
     def near_boxes(data, slicers, do_on_device=True):
-        boxes = box_regions(data[1].float().cpu().numpy() > 0.01, spacing, margin_mm + 2 * max(spacing))
+        nonlocal boxes
+        if boxes is None:
+            boxes = box_regions(data[1].float().cpu().numpy() > 0.01, spacing, margin_mm + 2 * max(spacing))
         return internal(data, [s for s in slicers if any(_overlaps(s[1:], box) for box in boxes)], do_on_device)
 
     setattr(predictor, name, near_boxes)
