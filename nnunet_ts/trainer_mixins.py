@@ -5,6 +5,8 @@ bare file name, so it holds trainer modules only.
 """
 import torch
 
+from nnunet_ts.cpu_conv import use_onednn_for_single_patches
+
 
 class FixedBudgetMixin:
     """Sets nnU-Net's training length from the class attribute ``budget``.
@@ -88,3 +90,21 @@ class NoFinalValidationMixin:
 
     def perform_actual_validation(self, save_probabilities: bool = False):
         self.print_to_log_file("final validation skipped (NoFinalValidationMixin)")
+
+
+class OneDNNSinglePatchMixin:
+    """The network's 3D convolutions run on oneDNN for single CPU patches (``cpu_conv``).
+
+    nnU-Net's predictor feeds one tile per forward pass, where PyTorch's native 3D convolution on small
+    networks is several times slower than oneDNN; training batches are unaffected. The predictor builds
+    the network through this class method too, so ``nnUNetv2_predict -tr ...`` and the pseudo-label
+    step get it.
+    """
+
+    # the parameter names matter: nnU-Net's predictor inspects them to choose how to call this
+    @classmethod
+    def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
+                                   num_output_channels, enable_deep_supervision=True):
+        return use_onednn_for_single_patches(super().build_network_architecture(
+            plans_manager, configuration_manager, num_input_channels, num_output_channels,
+            enable_deep_supervision))

@@ -173,6 +173,7 @@ def test_network_sees_a_binary_box_whatever_the_preprocessing(teacher_root, monk
     plans = PlansManager(str(_preprocessed(teacher_root) / "nnUNetPlans.json"))
     net = BoxTeacherTrainer.build_network_architecture(plans, plans.get_configuration("3d_tiny"), 2, 2, False)
     net.eval()
+    assert not any(type(m) is torch.nn.Conv3d for m in net.modules())  # cpu_conv: oneDNN for single patches
     x = torch.zeros((1, 2, 16, 32, 32))
     x[0, 0].normal_()
     x[0, 1, 4:10, 8:20, 8:20] = 1.0

@@ -164,6 +164,7 @@ def test_a_lighter_box_decoder_from_the_configuration_for_training_and_predictio
             plans, plans.get_configuration(name), 1, 2, enable_deep_supervision=True)
         assert {len(stage.convs) for stage in network.box_decoder.stages} == {box_convs}
         assert {len(stage.convs) for stage in network.decoder.stages} == {2}
+        assert not any(type(m) is torch.nn.Conv3d for m in network.modules())  # cpu_conv, both decoders
 
     plain = _trainer(plans_file, "3d_fullres")  # no entry: the class attributes
     assert (plain.box_loss_weight, plain.segbox_mode) == (1.0, "per_lesion")

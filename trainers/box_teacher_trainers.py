@@ -25,7 +25,8 @@ from nnunet_ts.box_perturbation import BoxPerturbation
 from nnunet_ts.errors import InputError
 from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
 from nnunet_ts.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, ForegroundSamplingMixin, NoMirroringMixin
+from nnunet_ts.trainer_mixins import (FixedBudgetMixin, ForegroundSamplingMixin, NoMirroringMixin,
+                                      OneDNNSinglePatchMixin)
 
 
 def _binarize_segbox_input(module, args, channel: int):
@@ -34,7 +35,7 @@ def _binarize_segbox_input(module, args, channel: int):
     return (x, *args[1:])
 
 
-class BoxTeacherTrainer(ForegroundSamplingMixin, nnUNetTrainer):
+class BoxTeacherTrainer(ForegroundSamplingMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
     segbox_channel = 1  # teacher datasets: _0000 CT, _0001 segbox (checked against dataset.json)
     box_perturbation: BoxPerturbation | None = BoxPerturbation(probability=0.5)
     foreground_sampling = 0.9

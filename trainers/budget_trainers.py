@@ -9,12 +9,12 @@ Both switch mirroring off for training and inference: at validation it costs 8 p
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
 
 
-class TinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class TinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
     budget = (2, 4, 2)
 
 
-class ShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class ShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
     budget = (25, 20, 5)

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
+from nnunet_ts.cpu_conv import use_onednn_for_single_patches
 from nnunet_ts.dual_decoder_network import DualDecoderUNet
 from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
 from nnunet_ts.segbox_loss import DualDecoderLoss, SegboxLoss
@@ -67,7 +68,8 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
                                                   num_output_channels, enable_deep_supervision)
         # read here too: nnU-Net's predictor builds the network without constructing the trainer
         settings, _ = cls._dual_settings(configuration_manager, plans_manager)
-        return DualDecoderUNet(unet, box_channels=1, box_convs_per_stage=settings.box_decoder_convs)
+        return use_onednn_for_single_patches(  # the box decoder too (the U-Net has it already)
+            DualDecoderUNet(unet, box_channels=1, box_convs_per_stage=settings.box_decoder_convs))
 
     def _build_loss(self):
         seg_loss = super()._build_loss()

@@ -16,13 +16,14 @@ nnU-Net's final validation (it would predict the training cases; the experiment 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_ts.trainer_mixins import (ForegroundSamplingMixin, NoFinalValidationOnFoldAllMixin,
-                                      NoMirroringMixin, PlansBudgetMixin)
+                                      NoMirroringMixin, OneDNNSinglePatchMixin, PlansBudgetMixin)
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
 from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer
 from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 
 
-class PlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class PlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin,
+                         nnUNetTrainer):
     pass
 
 

@@ -33,10 +33,10 @@ from nnunet_ts.soft_data import SoftTargetDataset, pseudo_case_ids, source_weigh
 from nnunet_ts.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
 from nnunet_ts.soft_transforms import wrap_pipeline
 from nnunet_ts.student_dataset import read_sources
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
 
 
-class TeacherStudentTrainer(nnUNetTrainer):
+class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
     loss_config = StudentLossConfig()
     strong_fraction: float | None = None  # share of strong cases per draw; None = plain union
 

@@ -7,7 +7,8 @@ with fold ``all`` it would predict the training cases; the experiment predicts i
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import NoFinalValidationOnFoldAllMixin, NoMirroringMixin, PlansBudgetMixin
+from nnunet_ts.trainer_mixins import (NoFinalValidationOnFoldAllMixin, NoMirroringMixin, OneDNNSinglePatchMixin,
+                                      PlansBudgetMixin)
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
 
 
@@ -20,5 +21,6 @@ class TeacherExpExactBoxTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixi
     """Box-guided teacher, trained on exact boxes only."""
 
 
-class TeacherExpCTOnlyTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, nnUNetTrainer):
+class TeacherExpCTOnlyTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
+                              OneDNNSinglePatchMixin, nnUNetTrainer):
     """The CT-only comparison (the paper's "point guided"): nnU-Net's default trainer, CT channel only."""
