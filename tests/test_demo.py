@@ -62,6 +62,17 @@ def test_cells_and_comparisons():
                          "box_teacher": result(0.8), "ct_only_teacher": result(0.3)})
     assert "SO" in lines[0] and "+30.0 DSC points" in lines[0]
     assert "+50.0 DSC points" in lines[1]
+    assert not any("tumour" in line for line in lines)
+
+    def blind(dsc):  # finds no tumour: DSC-TP has no case
+        found = result(dsc)
+        found["no_postprocessing"]["metrics"]["dsc_tp"] = {"mean": None, "std": None, "n": 0}
+        return found
+
+    lines = comparisons({"baseline": blind(0.09), "so_student": blind(0.25), "do_student": blind(0.25),
+                         "box_teacher": result(0.92), "ct_only_teacher": blind(0.25)})
+    assert "+16.0 DSC points" in lines[0] and "Neither network finds a single test tumour" in lines[0]
+    assert "The CT-only teacher finds no test tumour" in lines[1] and "Neither" not in lines[1]
 
 
 def test_demo_help():
