@@ -104,7 +104,7 @@ def pseudo_label_lines(summary_file: Path) -> list[str]:
 
 
 def finds_no_tumour(results: dict, key: str, post: str = "no_postprocessing") -> bool:
-    """True when the network overlaps no tumour of any test case (DSC-TP has no case to average)."""
+    """True when the network finds no lesion of any test case (the F1 criterion; DSC-TP has no case)."""
     stat = results.get(key, {}).get(post, {}).get("metrics", {}).get("dsc_tp")
     return stat is not None and stat.get("mean") is None
 
@@ -123,9 +123,10 @@ def comparisons(results: dict) -> list[str]:
         if not blind:
             return ""
         if len(blind) == len(keys):
-            return (f" Neither network finds a single test tumour (DSC-TP undefined): the difference comes "
-                    f"from the tumour-free cases and false positives and says nothing about the method.")
-        return f" {blind[0][0].upper()}{blind[0][1:]} finds no test tumour (DSC-TP undefined)."
+            return (" Neither network finds a single test tumour (no lesion found, DSC-TP undefined): the "
+                    "difference comes from the tumour-free cases and false positives and says nothing about "
+                    "the method.")
+        return f" {blind[0][0].upper()}{blind[0][1:]} finds no test tumour (no lesion found, DSC-TP undefined)."
 
     lines = []
     base = mean_dsc(results, "baseline")
