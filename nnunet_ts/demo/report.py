@@ -115,18 +115,19 @@ def comparisons(results: dict) -> list[str]:
     A difference between two networks that both find no tumour (only the tumour-free test cases and
     false positives move their DSC) is flagged: it says nothing about the method.
     """
-    names = {"baseline": "the baseline", "so_student": "the SO student", "do_student": "the DO student",
-             "box_teacher": "the box-guided teacher", "ct_only_teacher": "the CT-only teacher"}
+    from nnunet_ts.demo.pipeline import MODELS
+
+    labels = {model.key: model.label for model in MODELS}
 
     def caveat(*keys: str) -> str:
-        blind = [names[k] for k in keys if finds_no_tumour(results, k)]
+        blind = [labels[k] for k in keys if finds_no_tumour(results, k)]
         if not blind:
             return ""
         if len(blind) == len(keys):
             return (" Neither network finds a single test tumour (no lesion found, DSC-TP undefined): the "
                     "difference comes from the tumour-free cases and false positives and says nothing about "
                     "the method.")
-        return f" {blind[0][0].upper()}{blind[0][1:]} finds no test tumour (no lesion found, DSC-TP undefined)."
+        return f" The {blind[0]} finds no test tumour (no lesion found, DSC-TP undefined)."
 
     lines = []
     base = mean_dsc(results, "baseline")
