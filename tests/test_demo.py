@@ -118,6 +118,21 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     lines.clear()
     again = run_demo(Demo(config, tmp_path / "demo", echo=lines.append))
     assert not any(line.startswith("$ ") for line in lines) and again["total"] < 5
+    # a deleted report is written again, alone
+    shutil.rmtree(demo.report_dir)
+    lines.clear()
+    run_demo(Demo(config, tmp_path / "demo", echo=lines.append))
+    assert not any(line.startswith("$ ") for line in lines) and (demo.report_dir / "report.md").is_file()
+    assert any("again: " in line and "report.md is missing" in line for line in lines)
+    # a step that runs again refreshes the results after it
+    (demo.out / ".steps" / f"evaluate_{MODELS[-1].key}_largest_component.done").unlink()
+    report_time = (demo.report_dir / "report.md").stat().st_mtime_ns
+    lines.clear()
+    run_demo(Demo(config, tmp_path / "demo", echo=lines.append))
+    commands = [line[2:] for line in lines if line.startswith("$ ")]
+    assert len(commands) == 1 and commands[0].startswith("nnunet_ts evaluate") and "largest-component" in commands[0]
+    assert any("again: an earlier step ran in this run" in line for line in lines)
+    assert (demo.report_dir / "report.md").stat().st_mtime_ns > report_time
     # other settings in the same folder: refused
     with pytest.raises(InputError, match="other settings"):
         run_demo(Demo(replace(config, seed=1), tmp_path / "demo", echo=lines.append))

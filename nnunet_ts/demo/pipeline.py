@@ -3,7 +3,9 @@
 Each step runs one command (``nnunet_ts ...``, ``nnUNetv2_...``) through :class:`CommandRunner`, which
 prints it: copied into a shell with ``eval "$(nnunet_ts env --root OUT/nnunet)"``, it redoes that
 step alone. A finished step leaves ``OUT/.steps/<step>.done``; a rerun skips it, so an interrupted demo
-continues where it stopped. ``OUT/demo.json`` records the settings; a rerun with other settings stops
+continues where it stopped. Predictions, evaluations and the report are redone, marker or not, when the
+file they leave is gone (e.g. a deleted ``report/``) or when an earlier step ran in this run (e.g. a
+training whose marker was deleted), so they never describe networks that have changed since. ``OUT/demo.json`` records the settings; a rerun with other settings stops
 with an error (use ``--overwrite`` or another ``--out``).
 
 Layout of OUT::
@@ -26,6 +28,7 @@ from typing import Callable
 
 from nnunet_ts.demo.config import DemoConfig
 from nnunet_ts.errors import InputError
+from nnunet_ts.evaluation import SUMMARY_NAME
 from nnunet_ts.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
 
 TEACHER_ID, STUDENT_ID, WEAK_ID, PSEUDO_ID = 701, 702, 703, 704
@@ -86,6 +89,7 @@ class Demo:
                                                      ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
         self.report_dir = self.out / "report"
         self.runner: CommandRunner | None = None
+        self.outputs: dict[str, Path] = {}  # step -> a file it leaves (filled by steps())
 
     # ----- paths
     def model_folder(self, model: Model) -> Path:
@@ -131,8 +135,10 @@ class Demo:
         c, np_ = self.config, self.config.num_processes
         steps: list[tuple[str, str, Callable[[], None]]] = []
 
-        def cmd(name: str, description: str, command: str) -> None:
+        def cmd(name: str, description: str, command: str, output: Path | None = None) -> None:
             steps.append((name, description, lambda: self.runner.run(command, name)))
+            if output is not None:
+                self.outputs[name] = output
 
         if self.given_cases is None:
             shape = " ".join(map(str, c.synth_shape))
@@ -184,14 +190,16 @@ class Demo:
                 f"nnUNetv2_predict -i {inputs} -o {quoted(self.predictions(model))} -d {model.dataset_id} "
                 f"-c {model.configuration} -f all -tr {model.trainer} -chk checkpoint_final.pth "
                 f"-device {self.device} --disable_tta -step_size {c.predict_step_size} "
-                f"-npp {predict_np} -nps {predict_np}")
+                f"-npp {predict_np} -nps {predict_np}", output=self.predictions(model))
         gt = f"$nnUNet_raw/{dataset_glob(STUDENT_ID)}/labelsTs"
         for model in MODELS:
             for post, option in POSTPROCESSING.items():
                 cmd(f"evaluate_{model.key}_{post}", f"{model.label}: evaluate ({post.replace('_', ' ')})",
                     f"nnunet_ts evaluate --pred {quoted(self.predictions(model))} --gt {gt} "
-                    f"--out {quoted(self.evaluation(model, post))} --overwrite{option}")
+                    f"--out {quoted(self.evaluation(model, post))} --overwrite{option}",
+                    output=self.evaluation(model, post) / SUMMARY_NAME)
         steps.append(("report", "tables, bar chart and image panels", self._report))
+        self.outputs["report"] = self.report_dir / "report.md"
         return steps
 
     def _configurations(self, cmd, did: int, budgets) -> None:
@@ -275,14 +283,18 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     seconds: dict[str, float] = {}
     t_start = time.time()
+    ran_earlier_step = False
     for i, (name, description, action) in enumerate(steps, 1):
         marker = steps_dir / f"{name}.done"
         head = f"[{i}/{len(steps)}] {description}"
-        if marker.is_file():
+        why = _reason_to_run(demo, name, marker, ran_earlier_step)
+        if why is None:
             demo.echo(f"{head}: done earlier, skipped")
             seconds[name] = 0.0
             continue
-        demo.echo(f"\n{head}")
+        marker.unlink(missing_ok=True)
+        demo.echo(f"\n{head}" + (f" (again: {why})" if why != "not done yet" else ""))
+        ran_earlier_step = True
         t0 = time.time()
         action()
         seconds[name] = timings[name] = time.time() - t0
@@ -291,6 +303,20 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
         marker.write_text(json.dumps({"seconds": seconds[name]}))
     seconds["total"] = time.time() - t_start
     return seconds
+
+
+def _reason_to_run(demo: Demo, name: str, marker: Path, ran_earlier_step: bool) -> str | None:
+    """Why step ``name`` must run in this run, or None when it is done and up to date."""
+    if not marker.is_file():
+        return "not done yet"
+    output = demo.outputs.get(name)
+    if output is None:  # a step made once (cohort, datasets, plans, trainings): its marker is the record
+        return None
+    if not output.exists():
+        return f"{output} is missing"
+    if ran_earlier_step:
+        return "an earlier step ran in this run"
+    return None
 
 
 def summary_lines(demo: Demo, seconds: dict) -> list[str]:
