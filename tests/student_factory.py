@@ -51,13 +51,18 @@ def write_student_cases(folder: Path, n_strong: int = 4, n_pseudo: int = 4,
 
 def plan_student_dataset(root: Path, dataset_id: int, name: str, n_strong: int, n_pseudo: int,
                          spacing, zero_border_case: int | None = None) -> None:
-    """Write a student dataset, plan 3d_fullres at ``spacing`` (nnU-Net's axis order, mm), preprocess
-    it, install the splits and add ``3d_tiny`` (patch 16 x 32 x 32). nnUNet_* variables set by the caller."""
+    """Write a student dataset, then :func:`plan_written_dataset`. nnUNet_* variables set by the caller."""
+    cases = write_student_cases(root / "cases", n_strong, n_pseudo, zero_border_case)
+    raw = write_student_dataset(cases, dataset_id, name, os.environ["nnUNet_raw"], num_folds=2)
+    plan_written_dataset(dataset_id, Path(raw), spacing)
+
+
+def plan_written_dataset(dataset_id: int, raw: Path, spacing) -> None:
+    """Plan the raw dataset ``raw`` for 3d_fullres at ``spacing`` (nnU-Net's axis order, mm), preprocess
+    it, install its splits and add ``3d_tiny`` (patch 16 x 32 x 32). nnUNet_* variables set by the caller."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
         extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
 
-    cases = write_student_cases(root / "cases", n_strong, n_pseudo, zero_border_case)
-    write_student_dataset(cases, dataset_id, name, os.environ["nnUNet_raw"], num_folds=2)
     extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True)
     da_workers = os.environ.pop("nnUNet_n_proc_DA", None)  # nnU-Net 2.8.1's planner fails with 0
     try:
@@ -66,7 +71,6 @@ def plan_student_dataset(root: Path, dataset_id: int, name: str, n_strong: int, 
         if da_workers is not None:
             os.environ["nnUNet_n_proc_DA"] = da_workers
     preprocess_dataset(dataset_id, plans_identifier, configurations=["3d_fullres"], num_processes=[1])
-    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{dataset_id:03d}_{name}"
-    raw = Path(os.environ["nnUNet_raw"]) / preprocessed.name
+    preprocessed = Path(os.environ["nnUNet_preprocessed"]) / raw.name
     (preprocessed / "splits_final.json").write_text((raw / "splits_final.json").read_text())
     assert main(["tiny-plans", "-d", str(dataset_id), "--patch", "16", "32", "32"]) == 0
