@@ -7,7 +7,8 @@ the same two terms on a soft one-hot target:
 
 * soft Dice: nnU-Net's ``MemoryEfficientSoftDiceLoss`` conventions (softmax, background excluded,
   ``smooth`` in numerator and denominator, ``batch_dice`` sums over the batch before the ratio), with
-  the target used as given (probabilities, not labels);
+  the target used as given (probabilities, not labels); ``dice_smooth`` 0 is nnU-Net's
+  ``nnUNetTrainerDiceCELoss_noSmooth``;
 * soft cross-entropy: ``-sum_c t_c log softmax(x)_c``, averaged over voxels and samples;
 * L1 (Baldeon Calisto): ``|softmax(x)_fg - t_fg|`` averaged over voxels, on pseudo samples only.
 
@@ -41,6 +42,12 @@ class StudentLossConfig:
             samples only (Baldeon Calisto; 0 = off).
         strong: per-sample weight of strong (human-labelled) cases.
         pseudo: per-sample weight of pseudo-labelled cases.
+        dice_smooth: added to the soft Dice's numerator and denominator (nnU-Net: 1e-5). Without
+            ``batch_dice``, a patch without tumour then scores Dice 1 for an output whose summed
+            foreground probability is far below ``dice_smooth`` and about 0 otherwise: a reward only
+            an all-background network collects, a well that soft targets (whose Dice stays below 1
+            on tumour patches) fall into. 0 (nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``): such
+            patches add nothing to the Dice term.
 
     Raises:
         ValueError: a negative weight, or all term weights zero.
@@ -51,9 +58,10 @@ class StudentLossConfig:
     l1: float = 0.0
     strong: float = 1.0
     pseudo: float = 1.0
+    dice_smooth: float = 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("dice", "ce", "l1", "strong", "pseudo"):
+        for name in ("dice", "ce", "l1", "strong", "pseudo", "dice_smooth"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss weight {name} must be >= 0, got {getattr(self, name)}")
         if self.dice == self.ce == self.l1 == 0:
@@ -130,15 +138,15 @@ class SoftTargetLoss(nn.Module):
     (output, target) only, and deep supervision calls it once per scale).
 
     Args:
-        config: term and source weights.
-        batch_dice, smooth, ddp: as :class:`SoftDiceLoss` (background excluded, as nnU-Net).
+        config: term and source weights, the Dice's smooth.
+        batch_dice, ddp: as :class:`SoftDiceLoss` (background excluded, as nnU-Net).
     """
 
     def __init__(self, config: StudentLossConfig = StudentLossConfig(), batch_dice: bool = False,
-                 smooth: float = 1e-5, ddp: bool = False):
+                 ddp: bool = False):
         super().__init__()
         self.config = config
-        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=False, smooth=smooth, ddp=ddp)
+        self.dice = SoftDiceLoss(batch_dice=batch_dice, do_bg=False, smooth=config.dice_smooth, ddp=ddp)
         self._is_pseudo: torch.Tensor | None = None
 
     def set_batch_sources(self, is_pseudo) -> None:

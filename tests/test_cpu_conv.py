@@ -69,5 +69,7 @@ def test_every_trainer_of_the_experiment_builds_fast_single_patch_convolutions()
     from nnunet_ts.trainers import plans_budget_trainers
 
     for name in ("PlansBudgetTrainer", "CTOnlyTeacherPlansBudgetTrainer", "BoxTeacherPlansBudgetTrainer",
-                 "TeacherStudentPlansBudgetTrainer", "DualDecoderStudentPlansBudgetTrainer"):
+                 "TeacherStudentPlansBudgetTrainer", "DualDecoderStudentPlansBudgetTrainer",
+                 "PlansBudgetTrainer_noSmooth", "TeacherStudentPlansBudgetTrainer_noSmooth",
+                 "DualDecoderStudentPlansBudgetTrainer_noSmooth"):
         assert OneDNNSinglePatchMixin in getattr(plans_budget_trainers, name).__mro__, name

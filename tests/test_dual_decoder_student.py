@@ -166,6 +166,7 @@ def test_gradients_reach_the_box_decoder_only_from_the_box_loss(dual_env):
 
 @pytest.mark.parametrize("name, budget, mirroring", [
     ("DualDecoderStudentTrainer", (1000, 250, 50), True),
+    ("DualDecoderStudentTrainer_noSmooth", (1000, 250, 50), True),
     ("DualDecoderStudentTinyBudgetTrainer", (2, 4, 2), False),
     ("DualDecoderStudentShortBudgetTrainer", (25, 20, 5), False),
 ])
@@ -181,6 +182,8 @@ def test_every_dual_student_trainer_is_found_built_and_steps(dual_env, monkeypat
     assert isinstance(trainer.network, DualDecoderUNet)
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
     assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    smooth = 0.0 if name.endswith("_noSmooth") else 1e-5  # segmentation and segbox Dice alike
+    assert trainer.student_loss.dice.smooth == trainer.loss.box_loss.loss.dice.smooth == smooth
     trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
     assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
     trainer.network.train()

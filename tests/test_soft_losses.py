@@ -15,22 +15,23 @@ def _batch(seed: int, shape=(3, 2, 6, 8, 8)):
     return logits, labels
 
 
-def _nnunet_loss(batch_dice: bool, deep_supervision: bool):
+def _nnunet_loss(batch_dice: bool, deep_supervision: bool, smooth: float = 1e-5):
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-    loss = DC_and_CE_loss({"batch_dice": batch_dice, "smooth": 1e-5, "do_bg": False, "ddp": False}, {},
+    loss = DC_and_CE_loss({"batch_dice": batch_dice, "smooth": smooth, "do_bg": False, "ddp": False}, {},
                           weight_ce=1, weight_dice=1, ignore_label=None, dice_class=MemoryEfficientSoftDiceLoss)
     return DeepSupervisionWrapper(loss, [4 / 7, 2 / 7, 1 / 7]) if deep_supervision else loss
 
 
+@pytest.mark.parametrize("smooth", [1e-5, 0.0])  # nnU-Net's default and its _noSmooth trainer
 @pytest.mark.parametrize("batch_dice", [True, False])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_equals_nnunet_dice_ce_on_hard_targets(batch_dice, seed):
+def test_equals_nnunet_dice_ce_on_hard_targets(batch_dice, seed, smooth):
     logits, labels = _batch(seed)
-    ours = SoftTargetLoss(StudentLossConfig(), batch_dice=batch_dice)
-    expected = _nnunet_loss(batch_dice, False)(logits, labels)
+    ours = SoftTargetLoss(StudentLossConfig(dice_smooth=smooth), batch_dice=batch_dice)
+    expected = _nnunet_loss(batch_dice, False, smooth)(logits, labels)
     got = ours(logits, soft_one_hot(labels.float()))
     assert abs(got.item() - expected.item()) < 1e-5
     # unit source weights change nothing, whatever the sources
@@ -109,8 +110,31 @@ def test_source_weights():
     assert batch(logits, target).item() == pytest.approx(strong_dice, rel=1e-6)
 
 
+def test_smooth_rewards_an_all_background_output_on_patches_without_tumour():
+    # per-sample Dice (nnU-Net's 3d_fullres default): one patch with a tumour, one without
+    target = torch.zeros((2, 1, 16, 16, 16))
+    target[0, :, 4:7, 4:7, 4:7] = 0.8  # a soft pseudo-label: the best Dice on this patch stays below 1
+    found = torch.zeros((2, 2, 16, 16, 16))
+    found[:, 1] = -10.0  # background where there is none (foreground ~5e-5 per voxel), the tumour found
+    found[0, 1, 4:7, 4:7, 4:7] = 10.0
+    missed = torch.zeros((2, 2, 16, 16, 16))
+    missed[:, 1] = -60.0  # background everywhere (foreground ~1e-26 per voxel), the tumour missed
+    soft = soft_one_hot(target)
+
+    def loss(smooth, logits):
+        return SoftDiceLoss(batch_dice=False, smooth=smooth)(torch.softmax(logits, 1), soft).item()
+
+    # nnU-Net's smooth: missing the tumour scores better than finding it (Dice 1 on the empty patch)
+    assert loss(1e-5, missed) == pytest.approx(-0.5, abs=1e-4)
+    assert loss(1e-5, missed) < loss(1e-5, found)
+    # smooth 0: the empty patch adds nothing either way, and finding the tumour wins
+    assert loss(0.0, missed) == pytest.approx(0.0, abs=1e-6)
+    assert loss(0.0, found) < loss(0.0, missed)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"dice": -1}, "dice must be >= 0"),
+    ({"dice_smooth": -1e-5}, "dice_smooth must be >= 0"),
     ({"pseudo": -0.5}, "pseudo must be >= 0"),
     ({"dice": 0, "ce": 0, "l1": 0}, "at least one"),
 ])

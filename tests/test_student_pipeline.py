@@ -259,6 +259,7 @@ def test_balanced_trainer_draws_strong_and_pseudo_one_to_one(student_env):
     ("TeacherStudentTrainer", (1000, 250, 50), True),
     ("TeacherStudentBaldeonCalistoTrainer", (1000, 250, 50), True),
     ("TeacherStudentBalancedTrainer", (1000, 250, 50), True),
+    ("TeacherStudentTrainer_noSmooth", (1000, 250, 50), True),
     ("TeacherStudentTinyBudgetTrainer", (2, 4, 2), False),
     ("TeacherStudentShortBudgetTrainer", (25, 20, 5), False),
 ])
@@ -272,6 +273,7 @@ def test_every_student_trainer_is_found_built_and_steps(student_env, monkeypatch
     trainer = _trainer(name)
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
     assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
+    assert trainer.student_loss.dice.smooth == (0.0 if name.endswith("_noSmooth") else 1e-5)
     trainer.dataloader_train, _ = trainer.get_dataloaders()
     assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
     trainer.network.train()

@@ -19,8 +19,9 @@ with a second, fully separate decoder that predicts the segbox; each change in o
 * ``_build_loss``: the student's loss + ``box_loss_weight`` * (soft Dice + BCE on sigmoid box logits),
   with nnU-Net's scale weights for both (``segbox_loss.DualDecoderLoss``).
 
-Variants with fixed small budgets and no mirroring: ``DualDecoderStudentTinyBudgetTrainer`` (2, 4, 2)
-and ``DualDecoderStudentShortBudgetTrainer`` (25, 20, 5).
+Variants: ``DualDecoderStudentTrainer_noSmooth`` (Dice smooth 0 in both decoders' losses, as
+``TeacherStudentTrainer_noSmooth``) and, with fixed small budgets and no mirroring,
+``DualDecoderStudentTinyBudgetTrainer`` (2, 4, 2) and ``DualDecoderStudentShortBudgetTrainer`` (25, 20, 5).
 """
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_deco
 from nnunet_ts.segbox_loss import DualDecoderLoss, SegboxLoss
 from nnunet_ts.segbox_target_transforms import carry_segbox_target
 from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
-from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
+from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer, TeacherStudentTrainer_noSmooth
 
 
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
@@ -73,7 +74,8 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
 
     def _build_loss(self):
         seg_loss = super()._build_loss()
-        box_loss = SegboxLoss(batch_dice=self.configuration_manager.batch_dice, ddp=self.is_ddp)
+        box_loss = SegboxLoss(batch_dice=self.configuration_manager.batch_dice,
+                              smooth=self.loss_config.dice_smooth, ddp=self.is_ddp)
         if isinstance(seg_loss, DeepSupervisionWrapper):
             box_loss = DeepSupervisionWrapper(box_loss, seg_loss.weight_factors)
         return DualDecoderLoss(seg_loss, box_loss, self.box_loss_weight)
@@ -102,6 +104,12 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
             patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
             use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
             foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label))
+
+
+class DualDecoderStudentTrainer_noSmooth(DualDecoderStudentTrainer):
+    """Dice smooth 0 in the segmentation and the segbox loss (see ``TeacherStudentTrainer_noSmooth``)."""
+
+    loss_config = TeacherStudentTrainer_noSmooth.loss_config
 
 
 class DualDecoderStudentTinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, DualDecoderStudentTrainer):

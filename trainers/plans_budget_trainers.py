@@ -12,14 +12,21 @@ nnU-Net's final validation (it would predict the training cases; the experiment 
 | ``BoxTeacherPlansBudgetTrainer`` | ``BoxTeacherTrainer``: CT + segbox | box-guided teacher |
 | ``TeacherStudentPlansBudgetTrainer`` | ``TeacherStudentTrainer``: soft targets | SO student |
 | ``DualDecoderStudentPlansBudgetTrainer`` | ``DualDecoderStudentTrainer``: + segbox decoder | DO student |
+
+``PlansBudgetTrainer_noSmooth``, ``TeacherStudentPlansBudgetTrainer_noSmooth`` and
+``DualDecoderStudentPlansBudgetTrainer_noSmooth``: the same with Dice smooth 0 (nnU-Net's
+``nnUNetTrainerDiceCELoss_noSmooth`` loss for the baseline, ``StudentLossConfig.dice_smooth`` 0 for the
+students), so the three compared networks share one Dice.
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceCELoss_noSmooth
 
 from nnunet_ts.trainer_mixins import (ForegroundSamplingMixin, NoFinalValidationOnFoldAllMixin,
                                       NoMirroringMixin, OneDNNSinglePatchMixin, PlansBudgetMixin)
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
-from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer
-from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
+from nnunet_ts.trainers.dual_decoder_student_trainers import (DualDecoderStudentTrainer,
+                                                              DualDecoderStudentTrainer_noSmooth)
+from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer, TeacherStudentTrainer_noSmooth
 
 
 class PlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin,
@@ -45,4 +52,19 @@ class TeacherStudentPlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, PlansBud
 
 class DualDecoderStudentPlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
                                            DualDecoderStudentTrainer):
+    pass
+
+
+class PlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
+                                 OneDNNSinglePatchMixin, nnUNetTrainerDiceCELoss_noSmooth):
+    pass
+
+
+class TeacherStudentPlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
+                                                TeacherStudentTrainer_noSmooth):
+    pass
+
+
+class DualDecoderStudentPlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin,
+                                                    NoMirroringMixin, DualDecoderStudentTrainer_noSmooth):
     pass

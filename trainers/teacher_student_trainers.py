@@ -19,7 +19,9 @@ Strong cases follow nnU-Net's own data path and loss exactly, so on strong-only 
 is nnU-Net. Validation (``--val``, ``--npz``) and ``nnUNetv2_predict`` are nnU-Net's.
 
 Variants: ``TeacherStudentBaldeonCalistoTrainer`` (beta Dice + (1 - beta)(soft CE + L1 on pseudo
-cases)), ``TeacherStudentBalancedTrainer`` (strong:pseudo drawn 1:1), and fixed small budgets for
+cases)), ``TeacherStudentBalancedTrainer`` (strong:pseudo drawn 1:1), ``TeacherStudentTrainer_noSmooth``
+(Dice smooth 0, as nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``: patches without tumour no longer
+reward an all-background output, see ``StudentLossConfig.dice_smooth``), and fixed small budgets for
 tests and CPU demos (``TeacherStudentTinyBudgetTrainer``, ``TeacherStudentShortBudgetTrainer``).
 """
 from pathlib import Path
@@ -118,6 +120,13 @@ class TeacherStudentBaldeonCalistoTrainer(TeacherStudentTrainer):
     """Baldeon Calisto (FLARE 2022): 0.5 Dice + 0.5 (soft CE + L1), the L1 on pseudo cases only."""
 
     loss_config = StudentLossConfig.baldeon_calisto(beta=0.5)
+
+
+class TeacherStudentTrainer_noSmooth(TeacherStudentTrainer):
+    """Dice smooth 0 (nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``): a patch without tumour adds nothing
+    to the Dice term instead of paying an all-background output (``StudentLossConfig.dice_smooth``)."""
+
+    loss_config = StudentLossConfig(dice_smooth=0.0)
 
 
 class TeacherStudentBalancedTrainer(TeacherStudentTrainer):
