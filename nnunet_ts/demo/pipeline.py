@@ -5,8 +5,9 @@ prints it: copied into a shell with ``eval "$(nnunet_ts env --root OUT/nnunet)"`
 step alone. A finished step leaves ``OUT/.steps/<step>.done``; a rerun skips it, so an interrupted demo
 continues where it stopped. Predictions, evaluations and the report are redone, marker or not, when the
 file they leave is gone (e.g. a deleted ``report/``) or when an earlier step ran in this run (e.g. a
-training whose marker was deleted), so they never describe networks that have changed since. ``OUT/demo.json`` records the settings; a rerun with other settings stops
-with an error (use ``--overwrite`` or another ``--out``).
+training whose marker was deleted), so they never describe networks that have changed since.
+``OUT/demo.json`` records the settings; a rerun with other settings stops with an error (use
+``--overwrite`` or another ``--out``).
 
 Layout of OUT::
 
@@ -36,6 +37,7 @@ TEACHER_CONFIG, STUDENT_CONFIG = "demo_teacher", "demo_student"
 POSTPROCESSING = {"no_postprocessing": "", "largest_component": " --largest-component"}
 SETTINGS_FILE = "demo.json"
 STEPS_DIR = ".steps"
+NOT_DONE = "not done yet"
 
 
 @dataclass(frozen=True)
@@ -296,7 +298,7 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
             seconds[name] = 0.0
             continue
         marker.unlink(missing_ok=True)
-        demo.echo(f"\n{head}" + (f" (again: {why})" if why != "not done yet" else ""))
+        demo.echo(f"\n{head}" + (f" (again: {why})" if why != NOT_DONE else ""))
         ran_earlier_step = True
         t0 = time.time()
         action()
@@ -311,7 +313,7 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
 def _reason_to_run(demo: Demo, name: str, marker: Path, ran_earlier_step: bool) -> str | None:
     """Why step ``name`` must run in this run, or None when it is done and up to date."""
     if not marker.is_file():
-        return "not done yet"
+        return NOT_DONE
     output = demo.outputs.get(name)
     if output is None:  # a step made once (cohort, datasets, plans, trainings): its marker is the record
         return None
