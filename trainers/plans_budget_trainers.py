@@ -55,16 +55,18 @@ class DualDecoderStudentPlansBudgetTrainer(NoFinalValidationOnFoldAllMixin, Plan
     pass
 
 
-class PlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
-                                 OneDNNSinglePatchMixin, nnUNetTrainerDiceCELoss_noSmooth):
+# each _noSmooth class is its plans-budget twin with the smooth-0 loss class placed before nnU-Net's
+# trainer in the MRO: the mixins are listed once, above
+
+
+class PlansBudgetTrainer_noSmooth(PlansBudgetTrainer, nnUNetTrainerDiceCELoss_noSmooth):
     pass
 
 
-class TeacherStudentPlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin, NoMirroringMixin,
-                                                TeacherStudentTrainer_noSmooth):
+class TeacherStudentPlansBudgetTrainer_noSmooth(TeacherStudentPlansBudgetTrainer, TeacherStudentTrainer_noSmooth):
     pass
 
 
-class DualDecoderStudentPlansBudgetTrainer_noSmooth(NoFinalValidationOnFoldAllMixin, PlansBudgetMixin,
-                                                    NoMirroringMixin, DualDecoderStudentTrainer_noSmooth):
+class DualDecoderStudentPlansBudgetTrainer_noSmooth(DualDecoderStudentPlansBudgetTrainer,
+                                                    DualDecoderStudentTrainer_noSmooth):
     pass

@@ -25,7 +25,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from nnunet_ts.demo.config import DemoConfig
 from nnunet_ts.errors import InputError
@@ -38,6 +38,16 @@ POSTPROCESSING = {"no_postprocessing": "", "largest_component": " --largest-comp
 SETTINGS_FILE = "demo.json"
 STEPS_DIR = ".steps"
 NOT_DONE = "not done yet"
+
+
+class Step(NamedTuple):
+    """One resumable step: ``output`` is a file it leaves when it is redone whenever that file is gone or
+    an earlier step ran (predictions, evaluations, the report); None for a step made once."""
+
+    name: str
+    description: str
+    action: Callable[[], None]
+    output: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +104,6 @@ class Demo:
                                                      ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"))
         self.report_dir = self.out / "report"
         self.runner: CommandRunner | None = None
-        self.outputs: dict[str, Path] = {}  # step -> a file it leaves (filled by steps())
 
     # ----- paths
     def model_folder(self, model: Model) -> Path:
@@ -135,15 +144,13 @@ class Demo:
         env = nnunet_environment(self.root, self.device, self.config.num_processes)
         self.runner = CommandRunner(env, self.out / "logs", echo=self.echo)
 
-    def steps(self) -> list[tuple[str, str, Callable[[], None]]]:
-        """``(name, description, action)`` in order."""
+    def steps(self) -> list[Step]:
+        """The steps in order."""
         c, np_ = self.config, self.config.num_processes
-        steps: list[tuple[str, str, Callable[[], None]]] = []
+        steps: list[Step] = []
 
         def cmd(name: str, description: str, command: str, output: Path | None = None) -> None:
-            steps.append((name, description, lambda: self.runner.run(command, name)))
-            if output is not None:
-                self.outputs[name] = output
+            steps.append(Step(name, description, lambda: self.runner.run(command, name), output))
 
         if self.given_cases is None:
             shape = " ".join(map(str, c.synth_shape))
@@ -181,7 +188,7 @@ class Demo:
             if link_pseudo_label_pairs(self, pairs):
                 self.runner.run(evaluate_pseudo, "evaluate_pseudo_labels")
 
-        steps.append(("evaluate_pseudo_labels", "pseudo-labels (teacher >= 0.5) vs the true masks of the weak "
+        steps.append(Step("evaluate_pseudo_labels", "pseudo-labels (teacher >= 0.5) vs the true masks of the weak "
                       "cases, where known (synthetic data)", pseudo_label_quality))
         self._configurations(cmd, PSEUDO_ID, [(STUDENT_CONFIG, c.student_budget)])
         for model in (so, do, ct_only, baseline):
@@ -203,8 +210,8 @@ class Demo:
                     f"nnunet_ts evaluate --pred {quoted(self.predictions(model))} --gt {gt} "
                     f"--out {quoted(self.evaluation(model, post))} --overwrite{option}",
                     output=self.evaluation(model, post) / SUMMARY_NAME)
-        steps.append(("report", "tables, bar chart and image panels", self._report))
-        self.outputs["report"] = self.report_dir / "report.md"
+        steps.append(Step("report", "tables, bar chart and image panels", self._report,
+                          self.report_dir / "report.md"))
         return steps
 
     def _configurations(self, cmd, did: int, budgets) -> None:
@@ -221,7 +228,7 @@ class Demo:
                 f"nnunet_ts budget-config -d {did} -c {name} --source {source} --epochs {b.epochs} "
                 f"--iterations {b.iterations} --val-iterations {b.val_iterations} --overwrite")
 
-    def _train(self, model: Model) -> tuple[str, str, Callable[[], None]]:
+    def _train(self, model: Model) -> Step:
         budget = self.config.teacher_budget if model.role == "teacher" else self.config.student_budget
         name = f"train_{model.key}"
         command = (f"nnUNetv2_train {model.dataset_id} {model.configuration} all -tr {model.trainer} "
@@ -233,7 +240,7 @@ class Demo:
             resume = folder is not None and (folder / "fold_all" / "checkpoint_latest.pth").is_file()
             self.runner.run(command + (" --c" if resume else ""), name, epochs=budget.epochs)
 
-        return name, f"train the {model.label} ({budget.epochs} x {budget.iterations} iterations)", action
+        return Step(name, f"train the {model.label} ({budget.epochs} x {budget.iterations} iterations)", action)
 
     def _model_folder_or_none(self, model: Model) -> Path | None:
         try:
@@ -289,10 +296,10 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
     seconds: dict[str, float] = {}
     t_start = time.time()
     ran_earlier_step = False
-    for i, (name, description, action) in enumerate(steps, 1):
+    for i, (name, description, action, output) in enumerate(steps, 1):
         marker = steps_dir / f"{name}.done"
         head = f"[{i}/{len(steps)}] {description}"
-        why = _reason_to_run(demo, name, marker, ran_earlier_step)
+        why = _reason_to_run(marker, output, ran_earlier_step)
         if why is None:
             demo.echo(f"{head}: done earlier, skipped")
             seconds[name] = 0.0
@@ -310,11 +317,10 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
     return seconds
 
 
-def _reason_to_run(demo: Demo, name: str, marker: Path, ran_earlier_step: bool) -> str | None:
-    """Why step ``name`` must run in this run, or None when it is done and up to date."""
+def _reason_to_run(marker: Path, output: Path | None, ran_earlier_step: bool) -> str | None:
+    """Why a step must run in this run, or None when it is done and up to date."""
     if not marker.is_file():
         return NOT_DONE
-    output = demo.outputs.get(name)
     if output is None:  # a step made once (cohort, datasets, plans, trainings): its marker is the record
         return None
     if not output.exists():
