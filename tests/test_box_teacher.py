@@ -51,14 +51,15 @@ def _preprocessed(root: Path) -> Path:
     return root / "nnUNet_preprocessed" / f"Dataset{TEACHER_ID}_BoxT"
 
 
-def _assert_box_contains_mask(box: np.ndarray, mask: np.ndarray) -> int:
-    """Every mask voxel lies in the box grown by one voxel, so per axial slice the box's rectangle
-    holds the mask's extent within one voxel. Returns the number of slices holding mask."""
+def _assert_box_contains_mask(box: np.ndarray, mask: np.ndarray, tolerance: int = 1) -> int:
+    """Every mask voxel lies in the box grown by ``tolerance`` voxels, so per axial slice the box's
+    rectangle holds the mask's extent within that many voxels. Returns the number of slices holding mask."""
     from scipy import ndimage
 
-    grown = ndimage.binary_dilation(box, structure=np.ones((3, 3, 3), bool))
+    grown = ndimage.binary_dilation(box, structure=np.ones((3, 3, 3), bool), iterations=tolerance) \
+        if tolerance else box
     outside = mask & ~grown
-    assert not outside.any(), f"{outside.sum()} mask voxels farther than one voxel from the box"
+    assert not outside.any(), f"{outside.sum()} mask voxels farther than {tolerance} voxel(s) from the box"
     for z in np.flatnonzero(mask.any(axis=(1, 2))):
         for axis in (0, 1):
             m = np.flatnonzero(mask[z].any(axis=1 - axis))
@@ -84,7 +85,8 @@ def test_plan_teacher_takes_the_spacing_and_keeps_the_box_binary(teacher_root, m
         # upsampled by 1.5 in every axis
         assert data.shape[1:] == tuple(round(s * 1.5) for s in GEOMETRY.shape_zyx)
         assert set(np.unique(data[1])) == {0.0, 1.0}
-        checked += _assert_box_contains_mask(data[1] > 0, seg[0] > 0)
+        # resampled like the mask, the box contains every mask voxel exactly
+        checked += _assert_box_contains_mask(data[1] > 0, seg[0] > 0, tolerance=0)
     assert checked > 20
 
 
@@ -108,7 +110,11 @@ def test_stock_preprocessing_would_ring_the_box(teacher_root, monkeypatch):
     ours, _, _ = SegboxPreprocessor().run_case(images, label, plans, config, dataset_json)
     fractional = (stock[1] > 0.01) & (stock[1] < 0.99)
     assert fractional.sum() > 100  # interpolated box edges
-    np.testing.assert_array_equal(ours[1], stock[1] >= 0.5)
+    assert set(np.unique(ours[1])) == {0.0, 1.0}
+    # ours is the step resampled like the mask: it differs from the thresholded spline only at box edges
+    from scipy import ndimage
+    differ = ours[1] != (stock[1] >= 0.5)
+    assert not (differ & ~ndimage.binary_dilation(fractional, np.ones((3, 3, 3), bool))).any()
     np.testing.assert_array_equal(ours[0], stock[0])  # the CT is untouched
 
 
