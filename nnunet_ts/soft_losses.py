@@ -61,9 +61,12 @@ class StudentLossConfig:
     dice_smooth: float = 1e-5
 
     def __post_init__(self) -> None:
-        for name in ("dice", "ce", "l1", "strong", "pseudo", "dice_smooth"):
+        for name in ("dice", "ce", "l1", "strong", "pseudo"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss weight {name} must be >= 0, got {getattr(self, name)}")
+        if self.dice_smooth < 0:
+            raise ValueError(f"the Dice's dice_smooth must be >= 0 (nnU-Net: 1e-5, noSmooth trainers: 0), "
+                             f"got {self.dice_smooth}")
         if self.dice == self.ce == self.l1 == 0:
             raise ValueError("at least one of the dice, ce and l1 weights must be > 0")
 

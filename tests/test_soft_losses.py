@@ -134,7 +134,7 @@ def test_smooth_rewards_an_all_background_output_on_patches_without_tumour():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"dice": -1}, "dice must be >= 0"),
-    ({"dice_smooth": -1e-5}, "dice_smooth must be >= 0"),
+    ({"dice_smooth": -1e-5}, "the Dice.s dice_smooth must be >= 0"),
     ({"pseudo": -0.5}, "pseudo must be >= 0"),
     ({"dice": 0, "ce": 0, "l1": 0}, "at least one"),
 ])
