@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
 from nnunet_ts.errors import InputError
