@@ -11,7 +11,7 @@ Scenarios follow the paper's two student experiments:
 Scale presets:
 
 * ``cpu``: nnU-Net's planning and preprocessing, then ``3d_tiny`` (8..64 features, patch 32x64x64,
-  batch 2), short fixed budgets; the whole demo took 25 min on a 2-core CPU;
+  batch 2), short fixed budgets; the whole demo took 22 min on a 2-core CPU;
 * ``gpu``: nnU-Net's real ``3d_fullres`` plans, 250 iterations per epoch as nnU-Net, 300 epochs
   (the paper trains up to 350), larger cohorts.
 """
@@ -95,10 +95,10 @@ class DemoConfig:
 
 
 # Budgeted for the 2-core CPU (3d_tiny, 64x128x128 compact cases, ~0.4 s per iteration when idle,
-# ~11.5 s per 25-iteration epoch with validation and logging): 2 teachers x 16 and 3 students x 20
-# epochs took 19.4 min in a fresh-clone run (the DO student 5.6 of them); pseudo-labelling 40 weak cases
-# 1.7 min, five test-set predictions 2.3 min, planning 1.5 min: 25.3 min in all (26.7 with the clone and
-# `make`'s set-up, pip cache warm). Single-tile prediction runs on oneDNN (cpu_conv): 4.7x faster per tile.
+# ~10 s per 25-iteration epoch with validation and logging): 2 teachers x 16 and 3 students x 20
+# epochs took 16.8 min in a fresh-clone run (the DO student 4.8 of them); pseudo-labelling 40 weak cases
+# 1.6 min, five test-set predictions 2.0 min, planning 1.5 min: 22.2 min in all (23.6 with `make`'s
+# set-up, pip cache warm). Single-tile prediction runs on oneDNN (cpu_conv): 4.7x faster per tile.
 _CPU_COHORTS = {"scarce": Cohort(n_strong=10, n_weak=40, n_test=12),
                 "vast": Cohort(n_strong=26, n_weak=26, n_test=12)}
 _GPU_COHORTS = {"scarce": Cohort(n_strong=40, n_weak=400, n_test=40),
