@@ -15,6 +15,8 @@ trainer, draws its batches beforehand, runs one untimed warm-up iteration, then 
 ``train_step`` calls (forward, loss, backward, step) with numpy and torch seeded alike for both
 trainers, and reports:
 
+* GFLOP per iteration: the matmuls and convolutions of one training iteration (forward and
+  backward; ``torch.utils.flop_counter``), counted in the warm-up: the machine-independent cost;
 * seconds per iteration: median of the steps; by default this process's CPU seconds
   (``--clock cpu``, robust on a shared machine), ``--clock wall`` on an idle machine or with CUDA;
 * peak memory: the training peak RSS (the child's peak resident set during the iterations, warm-up
@@ -82,6 +84,7 @@ def _reset_peak_rss() -> bool:
 def _child(args) -> None:
     """One measurement: build ``args.child``'s trainer, time ``args.steps`` iterations, print JSON."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     device = torch.device(args.device)
@@ -93,7 +96,10 @@ def _child(args) -> None:
     batches = [next(trainer.dataloader_train) for _ in range(args.steps + 1)]
     setup_peak = _peak_rss_mib()  # imports, trainer, batches; no training yet
     resettable = _reset_peak_rss()
-    trainer.train_step(batches[0])  # warm-up: first-call allocations and kernel choices
+    # warm-up: first-call allocations and kernel choices; it also counts the iteration's FLOPs
+    # (forward + backward of every matmul and convolution), a figure no machine's load changes
+    with FlopCounterMode(display=False) as flop_counter:
+        trainer.train_step(batches[0])
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     if device.type == "cuda":
         sync()
@@ -108,7 +114,8 @@ def _child(args) -> None:
     train_peak = _peak_rss_mib() if resettable else None
     cm = trainer.configuration_manager
     print(json.dumps({
-        "seconds": statistics.median(times), "patch": list(cm.patch_size), "batch": cm.batch_size,
+        "seconds": statistics.median(times), "gflop": flop_counter.get_total_flops() / 1e9,
+        "patch": list(cm.patch_size), "batch": cm.batch_size,
         "threads": torch.get_num_threads(), "box_loss_weight": getattr(trainer, "box_loss_weight", None),
         "setup_peak_mib": setup_peak, "train_peak_mib": train_peak,
         "cuda_peak_mib": torch.cuda.max_memory_allocated() / 2 ** 20 if device.type == "cuda" else None,
@@ -205,6 +212,10 @@ def main() -> None:
     time_ratio = med[OURS]["seconds"] / med[BASE]["seconds"]
     print(f"\ntraining iteration time ratio (dual / single-output student): {time_ratio:.2f}  "
           f"(target <= {TIME_TARGET:.2f}: {'met' if time_ratio <= TIME_TARGET else 'NOT met'})")
+    gflop = {name: results[name][0]["gflop"] for name in (BASE, OURS)}
+    print(f"training iteration GFLOP (matmuls and convolutions, forward + backward): "
+          f"{gflop[BASE]:.1f} vs {gflop[OURS]:.1f}, ratio {gflop[OURS] / gflop[BASE]:.2f} "
+          f"(the same on any device: where convolutions dominate, the time ratio approaches it)")
     for k in keys[1:]:
         print(f"peak memory ratio, {MEMORY[k]} (dual / single-output student): {med[OURS][k] / med[BASE][k]:.2f}")
 
