@@ -32,7 +32,7 @@ Usage::
 
     python scripts/bench_dual_decoder.py [--rounds 3] [--steps 3] [--strong 4] [--pseudo 12]
         [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--threads N]
-        [--box-decoder-convs N] [--keep DIR]
+        [--box-decoder-convs N|full] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_student  # noqa: E402  (its dataset, plans and trainer set-up are reused, not copied)
+
+from nnunet_ts.cli.plan_dual import box_decoder_convs  # noqa: E402  (torch-free, as plan-dual's --help)
+from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings  # noqa: E402
 
 TIME_TARGET = 1.50
 MEMORY = {"train_peak_mib": "training peak RSS", "peak_rss_mib": "process peak RSS",
@@ -157,8 +160,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads per measurement (0: torch's default); 1 gives the steadiest CPU "
                              "seconds on a busy machine, where idle threads spin and bill CPU time")
-    parser.add_argument("--box-decoder-convs", type=int, default=None, metavar="N",
-                        help="convolutions per box-decoder stage (default: as the segmentation decoder)")
+    parser.add_argument("--box-decoder-convs", type=box_decoder_convs, default=DualDecoderSettings().box_decoder_convs,
+                        metavar="N|full", help="convolutions per box-decoder stage (default: plan-dual's); "
+                                               "full: as the segmentation decoder (the paper's)")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
     parser.add_argument("--child", choices=(BASE, OURS), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
@@ -174,7 +178,7 @@ def main() -> None:
         if args.child:
             return _child(args)
 
-        from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, add_dual_decoder_configuration
+        from nnunet_ts.planners.dual_decoder_plans import add_dual_decoder_configuration
 
         plans_file = root / "nnUNet_preprocessed" / f"Dataset{bench_student.DATASET_ID}_{bench_student.NAME}" \
             / "nnUNetPlans.json"
@@ -203,7 +207,7 @@ def main() -> None:
     first = results[OURS][0]
     print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, "
           f"lambda {first['box_loss_weight']:g}, box decoder convolutions per stage "
-          f"{args.box_decoder_convs or 'as the segmentation decoder'}): "
+          f"{args.box_decoder_convs or 'as the segmentation decoder (full)'}): "
           f"patch {first['patch']}, batch {first['batch']}, device {args.device}, {first['threads']} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps (medians), {args.clock} seconds")
     print(f"{'':28s}{'s / iteration':>15s}" + "".join(f"{MEMORY[k] + ' MiB':>24s}" for k in keys[1:]))

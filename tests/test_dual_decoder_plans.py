@@ -39,7 +39,7 @@ def test_the_configuration_inherits_everything_and_carries_our_settings(plans_fi
     assert saved == {"3d_fullres": FULLRES, name: config}
     assert config == {"inherits_from": "3d_fullres",
                       "nnunet_ts": {"dual_decoder": True, "box_loss_weight": 0.25, "segbox_mode": "per_slice",
-                                    "box_decoder_convs": None}}
+                                    "box_decoder_convs": 1}}
     resolved = PlansManager(str(plans_file)).get_configuration(name)
     for key in ("data_identifier", "patch_size", "spacing", "batch_size", "architecture"):
         assert resolved.configuration[key] == FULLRES[key]  # same preprocessed data and network
@@ -106,11 +106,16 @@ def test_plan_dual_command(plans_file, capsys):
     out = capsys.readouterr().out
     assert "added configuration '3d_fullres_dual'" in out and "nnUNetv2_train 901 3d_fullres_dual FOLD" in out
     ours = json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"]
-    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d", "box_decoder_convs": None}
-    assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", "1",
-                 "--overwrite"]) == 0
-    assert "box decoder convolutions per stage 1" in capsys.readouterr().out
-    assert json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"]["box_decoder_convs"] == 1
+    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d", "box_decoder_convs": 1}
+    for given, stored, said in (("full", None, "as the segmentation decoder (full)"), ("3", 3, "per stage 3")):
+        assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", given,
+                     "--overwrite"]) == 0
+        assert said in capsys.readouterr().out
+        assert json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"][
+            "box_decoder_convs"] == stored
+    with pytest.raises(SystemExit):
+        main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", "0"])
+    assert "0 must be >= 1" in capsys.readouterr().err
 
     assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed]) == 2
     assert "--overwrite" in capsys.readouterr().err
@@ -142,12 +147,12 @@ def test_the_trainer_takes_lambda_and_the_segbox_form_from_the_configuration(pla
     trainer = _trainer(plans_file, "3d_fullres_dual")
     assert (trainer.box_loss_weight, trainer.segbox_mode) == (0.25, "per_slice")
     assert (DualDecoderStudentTrainer.box_loss_weight, DualDecoderStudentTrainer.segbox_mode) == (1.0, "per_lesion")
-    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', box decoder convolutions per stage as the " \
-        "segmentation decoder, from the plans" in open(trainer.log_file).read()
+    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', box decoder convolutions per stage 1, " \
+        "from the plans" in open(trainer.log_file).read()
     assert trainer._build_loss().box_weight == 0.25
 
 
-def test_a_lighter_box_decoder_from_the_configuration_for_training_and_prediction(plans_file, tmp_path,
+def test_the_box_decoder_size_from_the_configuration_for_training_and_prediction(plans_file, tmp_path,
                                                                                   monkeypatch):
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -155,11 +160,12 @@ def test_a_lighter_box_decoder_from_the_configuration_for_training_and_predictio
 
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "nnUNet_results"))
     monkeypatch.setenv("nnUNet_preprocessed", str(plans_file.parent.parent))
-    add_dual_decoder_configuration(plans_file, settings=DualDecoderSettings(box_decoder_convs=1))
-    assert "convolutions per stage 1, from the plans" in open(_trainer(plans_file, "3d_fullres_dual").log_file).read()
-    # the predictor's path: the class method alone, from the plans
+    add_dual_decoder_configuration(plans_file, settings=DualDecoderSettings(box_decoder_convs=None))
+    assert "as the segmentation decoder (full), from the plans" in \
+        open(_trainer(plans_file, "3d_fullres_dual").log_file).read()
+    # the predictor's path: the class method alone, from the plans (no entry: the class default, 1)
     plans = PlansManager(str(plans_file))
-    for name, box_convs in (("3d_fullres_dual", 1), ("3d_fullres", 2)):
+    for name, box_convs in (("3d_fullres_dual", 2), ("3d_fullres", 1)):
         network = DualDecoderStudentTrainer.build_network_architecture(
             plans, plans.get_configuration(name), 1, 2, enable_deep_supervision=True)
         assert {len(stage.convs) for stage in network.box_decoder.stages} == {box_convs}

@@ -220,16 +220,16 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
     prefix = f'eval "$(nnunet_ts env --root {dual_env})" && '
-    # the configuration plan-dual adds (lambda 0.5, per-slice segboxes, a one-conv box decoder), trained by
+    # the configuration plan-dual adds (lambda 0.5, per-slice segboxes, the paper's full box decoder), trained by
     # the stock command; the predictor below builds the same network from the plans to load the checkpoint
     _run(prefix + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --box-loss-weight 0.5 --segbox-mode per_slice "
-                  f"--box-decoder-convs 1 "
+                  f"--box-decoder-convs full "
                   f"&& nnUNetv2_train {DATASET_ID} 3d_tiny_dual 0 -tr {TINY} -device cpu", env, nnUNet_n_proc_DA="0")
     model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TINY}__nnUNetPlans__3d_tiny_dual"
     assert (model / "fold_0" / "checkpoint_final.pth").is_file()
     log = "".join(p.read_text() for p in (model / "fold_0").glob("training_log_*.txt"))
-    assert "box_loss_weight (lambda) 0.5, segbox_mode 'per_slice', box decoder convolutions per stage 1, " \
-        "from the plans" in log
+    assert "box_loss_weight (lambda) 0.5, segbox_mode 'per_slice', box decoder convolutions per stage as the " \
+        "segmentation decoder (full), from the plans" in log
     record = json.loads((_preprocessed(dual_env) / "nnUNetPlans_3d_fullres_segbox_targets.json").read_text())
     assert record and set(record.values()) == {"per_slice"}  # the strong cases' segboxes made again
     assert (model / "fold_0" / "validation" / "summary.json").is_file()
@@ -247,7 +247,7 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
                                 device=torch.device("cpu"), verbose=False, allow_tqdm=False)
     predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
     assert isinstance(predictor.network, DualDecoderUNet)
-    assert {len(stage.convs) for stage in predictor.network.box_decoder.stages} == {1}
+    assert {len(stage.convs) for stage in predictor.network.box_decoder.stages} == {2}  # the full copy, as planned
     folder = _preprocessed(dual_env) / "nnUNetPlans_3d_fullres"
     data = torch.from_numpy(np.asarray(infer_dataset_class(str(folder))(str(folder)).load_case("case_005")[0]))
     both = predictor.predict_sliding_window_return_logits(data.clone())

@@ -1,7 +1,9 @@
 """The dual-output student: one encoder, a segmentation decoder and a segbox decoder (METHOD, DO student).
 
 ``DualDecoderStudentTrainer`` is ``TeacherStudentTrainer`` (soft-label student on a student dataset)
-with a second, fully separate decoder that predicts the segbox; each change in one hook:
+with a second, fully separate decoder that predicts the segbox (one convolution per stage by default,
+within the 1.5x time target; ``plan-dual --box-decoder-convs full`` gives the paper's copy of the
+segmentation decoder); each change in one hook:
 
 * ``__init__``: lambda and the segbox form from the configuration's ``"nnunet_ts"`` entry, written by
   ``nnunet_ts plan-dual`` (``planners.dual_decoder_plans``); the class attributes below are the
@@ -40,14 +42,14 @@ from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer, T
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
     box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
     segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
-    box_decoder_convs = None  # convolutions per box-decoder stage; None: as the segmentation decoder
+    box_decoder_convs = 1  # convolutions per box-decoder stage; None: as the segmentation decoder (the paper's)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         settings, from_plans = self._dual_settings(self.configuration_manager, self.plans_manager, configuration)
         self.box_loss_weight, self.segbox_mode = float(settings.box_loss_weight), settings.segbox_mode
-        convs = settings.box_decoder_convs or "as the segmentation decoder"
+        convs = settings.box_decoder_convs or "as the segmentation decoder (full)"
         self.print_to_log_file(f"dual decoder: box_loss_weight (lambda) {self.box_loss_weight:g}, segbox_mode "
                                f"{self.segbox_mode!r}, box decoder convolutions per stage {convs}, from "
                                f"{'the plans' if from_plans else 'the trainer defaults'}")

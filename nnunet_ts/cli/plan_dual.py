@@ -11,6 +11,11 @@ from nnunet_ts.cli.validators import dataset_id, integer, non_negative
 SEGBOX_CHOICES = ("per_lesion", "per_slice", "box3d")
 
 
+def box_decoder_convs(text: str) -> int | None:
+    """``--box-decoder-convs``: an integer >= 1, or ``full`` (None: as the segmentation decoder)."""
+    return None if text == "full" else integer(minimum=1)(text)
+
+
 def run(args: argparse.Namespace) -> int:
     from nnunet_ts.errors import InputError
     from nnunet_ts.nnunet_paths import env_root, folders_with_id
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                                              overwrite=args.overwrite)
     print(f"added configuration {name!r} to {plans_file}: inherits {args.configuration!r} (same preprocessed "
           f"data), box_loss_weight {settings.box_loss_weight:g}, segbox_mode {settings.segbox_mode!r}, box decoder "
-          f"convolutions per stage {settings.box_decoder_convs or 'as the segmentation decoder'}")
+          f"convolutions per stage {settings.box_decoder_convs or 'as the segmentation decoder (full)'}")
     print(f"train it with: nnUNetv2_train {args.dataset_id} {name} FOLD -tr DualDecoderStudentTrainer")
     return 0
 
@@ -46,7 +51,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                "  nnunet_ts plan-dual -d 502\n"
                "  nnUNetv2_train 502 3d_fullres_dual 0 -tr DualDecoderStudentTrainer\n\n"
                "  nnunet_ts plan-dual -d 502 -c 3d_tiny --box-loss-weight 0.5   # adds 3d_tiny_dual\n"
-               "  nnunet_ts plan-dual -d 502 --box-decoder-convs 1 --overwrite   # a cheaper box decoder")
+               "  nnunet_ts plan-dual -d 502 --box-decoder-convs full --overwrite   # the paper's full copy")
     p.add_argument("-d", "--dataset-id", required=True, type=dataset_id, help="student dataset id")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (file name without .json)")
     p.add_argument("-c", "--configuration", default="3d_fullres",
@@ -57,9 +62,10 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--segbox-mode", choices=SEGBOX_CHOICES, default="per_lesion",
                    help="strong cases' segbox: per_lesion = a rectangle per lesion and slice, per_slice = one "
                         "per slice (the paper), box3d = a 3D box per lesion")
-    p.add_argument("--box-decoder-convs", type=integer(minimum=1), default=None, metavar="N",
-                   help="convolutions per stage of the segbox decoder (default: as the segmentation decoder, "
-                        "the paper's two identical decoders; 1 trains faster, see scripts/bench_dual_decoder.py)")
+    p.add_argument("--box-decoder-convs", type=box_decoder_convs, default=1, metavar="N|full",
+                   help="convolutions per stage of the segbox decoder: 1 keeps an iteration within 1.5x the "
+                        "single-output student's (~1.47x FLOPs); 'full' copies the segmentation decoder, the "
+                        "paper's two identical decoders (~1.70x); see scripts/bench_dual_decoder.py")
     p.add_argument("--preprocessed", type=Path, default=None, help="default: $nnUNet_preprocessed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration of that name")
     p.set_defaults(func=run)
