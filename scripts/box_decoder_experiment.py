@@ -1,8 +1,9 @@
 """Box-decoder experiment: repeated dual-output student trainings on a finished demo's data.
 
 The dual-output (DO) student's second decoder costs time: the paper's full copy of the segmentation
-decoder makes an iteration ~1.7x the single-output student's in convolution FLOPs
-(``scripts/bench_dual_decoder.py``), a lighter box decoder (``plan-dual --box-decoder-convs 1``) ~1.5x.
+decoder (``plan-dual --box-decoder-convs full``) makes an iteration ~1.70x the single-output student's in
+convolution FLOPs, the default box decoder with one convolution per stage ~1.47x
+(``scripts/bench_dual_decoder.py``).
 Whether the lighter one costs accuracy cannot be read from one training: on 10 strong cases, when a
 CT-only network first finds tumours varies a lot from run to run, and the demo has 12 test cases. So
 this script trains the DO student ``--repeats`` times per box decoder on the same data (a finished
