@@ -12,6 +12,8 @@ validation and checkpoints work unchanged. Tensors are (B, C, Z, Y, X).
 """
 from __future__ import annotations
 
+import re
+
 import torch
 from torch import nn
 
@@ -60,6 +62,19 @@ class DualDecoderUNet(nn.Module):
         self.box_decoder.deep_supervision = self.decoder.deep_supervision
         return segmentation, self.box_decoder(skips)
 
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module``'s, with one clear error for a checkpoint whose segbox decoder has another number
+        of convolutions per stage (trained with another ``box_decoder_convs``) instead of a list of keys."""
+        ours, theirs = _box_convs_per_stage(self.state_dict()), _box_convs_per_stage(state_dict)
+        if strict and theirs and theirs != ours:
+            full = theirs == max(len(stage.convs) for stage in self.decoder.stages)
+            raise RuntimeError(
+                f"the checkpoint's segbox decoder has {theirs} convolution(s) per stage, the configuration builds "
+                f"{ours}; set the configuration's box_decoder_convs to match: `nnunet_ts plan-dual -d ID -c SOURCE "
+                f"--name CONFIGURATION --box-decoder-convs {'full' if full else theirs} --overwrite` (checkpoints "
+                f"from before the default became 1 have the full copy), then load again")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     def forward_with_segbox(self, x: torch.Tensor):
         """``(segmentation, segbox)`` whatever the mode (validation of the segbox decoder)."""
         skips = self.encoder(x)
@@ -70,6 +85,15 @@ class DualDecoderUNet(nn.Module):
         return (self.encoder.compute_conv_feature_map_size(input_size)
                 + self.decoder.compute_conv_feature_map_size(input_size)
                 + self.box_decoder.compute_conv_feature_map_size(input_size))
+
+
+_BOX_CONV_KEY = re.compile(r"(?:^|\.)box_decoder\.stages\.\d+\.convs\.(\d+)\.")
+
+
+def _box_convs_per_stage(state_dict) -> int:
+    """Convolutions per stage of the segbox decoder in a state dict (the most of any stage); 0 if none."""
+    found = [int(m.group(1)) for key in state_dict if (m := _BOX_CONV_KEY.search(key))]
+    return max(found) + 1 if found else 0
 
 
 def _nonlin_first(conv_block: nn.Module) -> bool:

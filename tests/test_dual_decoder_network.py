@@ -105,6 +105,19 @@ def test_a_lighter_box_decoder_has_fewer_convolutions_and_the_same_outputs():
         DualDecoderUNet(_plain(), box_convs_per_stage=0)
 
 
+def test_a_checkpoint_with_another_box_decoder_size_gets_one_clear_error():
+    full, light = DualDecoderUNet(_plain()), DualDecoderUNet(_plain(), box_convs_per_stage=1)
+    with pytest.raises(RuntimeError, match=r"checkpoint's segbox decoder has 2 convolution\(s\) per stage, the "
+                                           r"configuration builds 1; .*--box-decoder-convs full --overwrite"):
+        light.load_state_dict(full.state_dict())
+    with pytest.raises(RuntimeError, match="has 1 convolution.*builds 2; .*--box-decoder-convs 1 --overwrite"):
+        full.load_state_dict({f"module.{k}": v for k, v in light.state_dict().items()})  # DDP-prefixed keys too
+    other = DualDecoderUNet(_plain())
+    other.load_state_dict(full.state_dict())  # same size: loads
+    assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), full.state_dict().values()))
+    light.load_state_dict(full.state_dict(), strict=False)  # non-strict: torch's own rules
+
+
 def test_rejects_a_network_without_unet_decoder():
     with pytest.raises(ValueError, match="not a U-Net"):
         DualDecoderUNet(torch.nn.Conv3d(1, 2, 3))
