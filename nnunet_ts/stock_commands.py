@@ -9,7 +9,6 @@ output to a log file, shows training epochs as a progress bar and says where the
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.training_log import EPOCH_LINE as _EPOCH
 
 ROOT_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 # nnU-Net 2.8.1's planner calls torch.set_num_threads(nnUNet_n_proc_DA) and crashes on 0: this CPU
 # training setting is given to nnUNetv2_train only.
 TRAINING_ONLY = ("nnUNet_n_proc_DA",)
-_EPOCH = re.compile(r": Epoch (\d+)\s*$", re.MULTILINE)
 
 
 def nnunet_environment(root: Path, device: str = "cpu", num_processes: int = 1,

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 ONSET_DICE = 0.05
-_EPOCH = re.compile(r": Epoch (\d+)\s*$")
+EPOCH_LINE = re.compile(r": Epoch (\d+)\s*$", re.MULTILINE)  # "<time>: Epoch 12"
 # nnU-Net 2.x logs "Pseudo dice [np.float32(0.71)]" (numpy 2) or "Pseudo dice [0.71]" (numpy 1)
 _PSEUDO_DICE = re.compile(r"Pseudo dice \[(?:np\.float\d+\()?([-+0-9.eE]+|nan)\)?[,\]]")
 
@@ -22,7 +22,7 @@ def onset_epoch(log_text: str, threshold: float = ONSET_DICE) -> int | None:
     """
     epoch = None
     for line in log_text.splitlines():
-        if (m := _EPOCH.search(line)) is not None:
+        if (m := EPOCH_LINE.search(line)) is not None:
             epoch = int(m.group(1))
         elif (m := _PSEUDO_DICE.search(line)) is not None and m.group(1) != "nan" \
                 and float(m.group(1)) > threshold:

@@ -37,19 +37,23 @@ import statistics
 import sys
 from pathlib import Path
 
+from nnunet_ts.cli.plan_dual import box_decoder_convs
+
 TEST_ID, TEST_NAME = 799, "BoxDecoderTest"
 DO_TRAINER = "DualDecoderStudentPlansBudgetTrainer_noSmooth"
 
 
+def variant(text: str) -> str:
+    """``--variants`` entry, checked as ``plan-dual --box-decoder-convs`` checks it (``full`` or N >= 1)."""
+    box_decoder_convs(text)
+    return text
+
+
 def variant_settings(variant: str):
-    """``full`` -> the segmentation decoder's convolutions per stage (None); ``N`` -> N."""
+    """The dual-decoder settings of a variant: ``full`` -> None (as the segmentation decoder), ``N`` -> N."""
     from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings
 
-    if variant == "full":
-        return DualDecoderSettings(box_decoder_convs=None)
-    if variant.isdigit() and int(variant) >= 1:
-        return DualDecoderSettings(box_decoder_convs=int(variant))
-    raise SystemExit(f"--variants: {variant!r} is neither 'full' nor a number of convolutions >= 1")
+    return DualDecoderSettings(box_decoder_convs=box_decoder_convs(variant))
 
 
 def summarise(runs: dict[str, dict]) -> dict[str, dict]:
@@ -111,6 +115,13 @@ class Experiment:
         self.env = nnunet_environment(self.out, device, np_)
         self.runner = CommandRunner(self.env, self.out / "logs")
 
+    def student_raw(self) -> Path:
+        """The demo's pseudo-labelled student dataset in its nnUNet_raw (its segboxesTr feed the trainer)."""
+        from nnunet_ts.demo.pipeline import PSEUDO_ID
+        from nnunet_ts.stock_commands import dataset_folder
+
+        return dataset_folder(self.demo / "nnunet" / "nnUNet_raw", PSEUDO_ID)
+
     def runner_for(self, results: Path):
         """The runner with nnU-Net's results folder at ``results``."""
         from nnunet_ts.stock_commands import CommandRunner
@@ -144,8 +155,7 @@ class Experiment:
         from nnunet_ts.planners.dual_decoder_plans import add_dual_decoder_configuration
         from nnunet_ts.stock_commands import dataset_folder
 
-        student_raw = dataset_folder(self.demo / "nnunet" / "nnUNet_raw", PSEUDO_ID)
-        self.student_name = student_raw.name
+        student_raw = self.student_raw()
         link = self.out / "nnUNet_raw" / student_raw.name
         if not link.is_symlink():
             link.symlink_to(student_raw)
@@ -179,7 +189,7 @@ class Experiment:
         from nnunet_ts.demo.pipeline import PSEUDO_ID
 
         results = self.out / "runs" / name
-        folder = results / self.student_name / f"{DO_TRAINER}__nnUNetPlans__{configuration}"
+        folder = results / self.student_raw().name / f"{DO_TRAINER}__nnUNetPlans__{configuration}"
         if not (folder / "fold_all" / "checkpoint_final.pth").is_file():
             resume = (folder / "fold_all" / "checkpoint_latest.pth").is_file()
             self.runner_for(results).run(
@@ -212,15 +222,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--demo", type=Path, required=True, help="a finished `nnunet_ts demo` output folder")
-    ap.add_argument("--variants", nargs="+", default=["full", "1"],
+    ap.add_argument("--variants", nargs="+", type=variant, default=["full", "1"],
                     help="box decoders: 'full' (copy of the segmentation decoder) or N convolutions per stage")
     ap.add_argument("--repeats", type=int, default=2, help="trainings per variant")
     ap.add_argument("--extra-test", type=int, default=48, help="test cases added to the demo's")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--np", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="CPU workers")
     args = ap.parse_args()
-    for v in args.variants:
-        variant_settings(v)
     from nnunet_ts.demo.pipeline import MODELS, PSEUDO_ID, STUDENT_ID
     from nnunet_ts.stock_commands import dataset_folder
 
