@@ -3,7 +3,7 @@
 The top-level folders ``trainers/``, ``planners/`` and ``dataset_conversion/`` install as
 ``nnunet_ts.trainers``, ``nnunet_ts.planners`` and ``nnunet_ts.dataset_conversion``.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="nnunet_ts",
@@ -13,7 +13,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=[
-        "nnunet_ts", "nnunet_ts.cli", "nnunet_ts.synth", "nnunet_ts.pseudolabel", "nnunet_ts.demo",
+        *find_packages(include=["nnunet_ts", "nnunet_ts.*"]),
         "nnunet_ts.trainers", "nnunet_ts.planners", "nnunet_ts.dataset_conversion",
     ],
     package_dir={

@@ -9,7 +9,7 @@ folder, :func:`finish_conversion` then
    balanced by tumour volume (:func:`assign_subsets`),
 2. writes ``cases.csv`` and ``conversion_report.json`` (every kept case, every dropped item with
    its reason) into the cohort folder,
-3. writes the nnU-Net raw datasets with :func:`nnunet_ts.dataset_writer.write_dataset`: teacher
+3. writes the nnU-Net raw datasets with :func:`nnunet_ts.datasets.raw_writer.write_dataset`: teacher
    (id N), student (N + 1) and weak (N + 2), each with patient-grouped, volume-balanced
    ``splits_final.json``. A dataset that would be empty (e.g. a teacher set from a box-only
    source) is skipped and the report says so.
@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 
-from nnunet_ts.cases import CaseRecord, write_manifest
+from nnunet_ts.io.manifest import CaseRecord, write_manifest
 from nnunet_ts.errors import InputError
 
 if TYPE_CHECKING:
-    from nnunet_ts.resume import WorkFolder
+    from nnunet_ts.datasets.resume import WorkFolder
 
 REPORT_NAME = "conversion_report.json"
 DATASET_KINDS = ("teacher", "student", "weak")
@@ -76,7 +76,7 @@ class ConversionOptions:
             from the mask, the mask kept in the manifest for evaluation).
         segbox_mode, num_folds, seed: as in ``nnunet_ts dataset``.
         crop_lungs: also crop every scan around each lung for the student dataset
-            (``nnunet_ts.lung_crop``); ``lungmask_weights`` is the R231 state dict path.
+            (``nnunet_ts.datasets.lung_crop``); ``lungmask_weights`` is the R231 state dict path.
     """
 
     dataset_id: int
@@ -145,7 +145,7 @@ def convert_items(items: Sequence[tuple[str, object]], convert_one: Callable[[ob
     """
     from tqdm import tqdm
 
-    from nnunet_ts.resume import WorkFolder
+    from nnunet_ts.datasets.resume import WorkFolder
 
     work = WorkFolder(cohort, fingerprint)
     kept: list[ConvertedCase] = []
@@ -201,7 +201,7 @@ def assign_subsets(cases: Sequence[ConvertedCase], test_fraction: float, weak_fr
 
 
 def _check_targets(cohort: Path, raw: Path, options: ConversionOptions) -> None:
-    from nnunet_ts.nnunet_paths import folders_with_id
+    from nnunet_ts.nnunet.paths import folders_with_id
 
     if options.overwrite:
         return
@@ -239,7 +239,7 @@ def run_conversion(source: str, items: Sequence[tuple[str, object]],
 def finish_conversion(source: str, work, cohort: Path, raw: Path, kept: list[ConvertedCase],
                       dropped: list[Dropped], subsets: dict[str, str], options: ConversionOptions,
                       progress: bool = True) -> dict:
-    from nnunet_ts.cases import read_manifest
+    from nnunet_ts.io.manifest import read_manifest
 
     root = work.path
     records = [CaseRecord(c.case_id, c.patient_id, subsets[c.case_id], root / c.ct,
@@ -273,7 +273,7 @@ def write_datasets(records: list[CaseRecord], raw: Path, cohort: Path, options: 
     """Teacher, student and weak datasets (skipping empty ones); returns {kind: folder or reason}."""
     from tqdm import tqdm
 
-    from nnunet_ts.dataset_writer import DatasetSpec, write_dataset
+    from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
 
     result = {}
     for offset, kind in enumerate(DATASET_KINDS):
@@ -286,7 +286,7 @@ def write_datasets(records: list[CaseRecord], raw: Path, cohort: Path, options: 
             result[kind] = "skipped: fewer than 2 strong patients"
             continue
         if kind == "student" and options.crop_lungs:
-            from nnunet_ts.lung_crop import crop_records
+            from nnunet_ts.datasets.lung_crop import crop_records
 
             chosen = crop_records(chosen, cohort / "lung_crops", weights=options.lungmask_weights,
                                   margin_mm=options.crop_margin_mm, progress=progress)
@@ -335,9 +335,9 @@ def write_case_files(folder: Path, case_id: str, patient_id: str, ct, mask: np.n
     """
     import SimpleITK as sitk
 
-    from nnunet_ts.boxes_io import save_rectangles
-    from nnunet_ts.image_io import geometry_of, write_image
-    from nnunet_ts.segbox import rectangles_to_segbox, slice_rectangles
+    from nnunet_ts.io.boxes_file import save_rectangles
+    from nnunet_ts.io.images import geometry_of, write_image
+    from nnunet_ts.boxes.segbox import rectangles_to_segbox, slice_rectangles
 
     geometry = geometry_of(ct)
     ct_name, mask_name, boxes_name = (f"{case_id}_ct.nii.gz", f"{case_id}_mask.nii.gz", f"{case_id}_boxes.json")

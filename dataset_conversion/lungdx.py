@@ -19,7 +19,7 @@ from pathlib import Path
 from nnunet_ts.dataset_conversion.common import (ConversionOptions, ConvertedCase, Dropped, run_conversion,
                                                  safe_id, write_case_files)
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox import SliceRectangle
+from nnunet_ts.boxes.segbox import SliceRectangle
 
 SOURCE = "lungdx"
 Z_EXTENT_CM = (16.0, 60.0)
@@ -75,7 +75,7 @@ def series_rectangles(sop_uids: list[str], shape_zyx: tuple[int, int, int],
 def convert_patient(item, folder: Path, annotations: dict[str, Path],
                     z_extent_cm: tuple[float, float] = Z_EXTENT_CM) -> list:
     """All kept CT scans of one patient, with their boxes, into the cohort folder."""
-    from nnunet_ts.dicom_io import ct_exclusion_reason, read_ct, slice_spacing, sorted_slices
+    from nnunet_ts.io.dicom import ct_exclusion_reason, read_ct, slice_spacing, sorted_slices
 
     patient, series = item
     results = []

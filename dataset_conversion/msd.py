@@ -43,7 +43,7 @@ def convert_case(item, folder: Path) -> list:
     """One MSD image (+ label) into the cohort folder."""
     import SimpleITK as sitk
 
-    from nnunet_ts.image_io import check_same_geometry, geometry_of, read_image
+    from nnunet_ts.io.images import check_same_geometry, geometry_of, read_image
 
     image_path, label_path, stem = item
     if label_path is None:

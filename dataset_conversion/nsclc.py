@@ -25,7 +25,7 @@ DEFAULT_ROI_PATTERN = r"GTV[-_ ]?1"
 
 def group_by_patient(src: Path, progress: bool = True) -> list[tuple[str, object]]:
     """(key, (patient id, its series)) for every patient under ``src``."""
-    from nnunet_ts.dicom_io import discover_series
+    from nnunet_ts.io.dicom import discover_series
 
     patients: dict[str, list] = {}
     for series in discover_series(src, progress=progress):
@@ -36,7 +36,7 @@ def group_by_patient(src: Path, progress: bool = True) -> list[tuple[str, object
 
 def _pair(ct, rtstructs: list) -> list:
     """RTSTRUCT (path, dataset) pairs drawn on ``ct``: by series UID first, then frame of reference."""
-    from nnunet_ts.dicom_io import referenced_series_uids
+    from nnunet_ts.io.dicom import referenced_series_uids
 
     by_series = [r for r in rtstructs if ct.series_uid in referenced_series_uids(r[1])]
     if by_series:
@@ -47,7 +47,7 @@ def _pair(ct, rtstructs: list) -> list:
 
 def convert_patient(item, folder: Path, roi_pattern: str = DEFAULT_ROI_PATTERN) -> list:
     """All CT + RTSTRUCT scans of one patient into the cohort folder."""
-    from nnunet_ts.dicom_io import ct_exclusion_reason, rasterise_rtstruct, read_ct, read_rtstruct
+    from nnunet_ts.io.dicom import ct_exclusion_reason, rasterise_rtstruct, read_ct, read_rtstruct
 
     patient, series = item
     rtstructs, results = [], []

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox import SEGBOX_MODES
+from nnunet_ts.boxes.segbox import SEGBOX_MODES
 
 PLANS_KEY = "nnunet_ts"  # our settings inside a configuration; nnU-Net ignores unknown keys
 

@@ -34,7 +34,7 @@ import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
+from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
 
 
 class SegboxPreprocessor(DefaultPreprocessor):

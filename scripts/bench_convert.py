@@ -59,7 +59,7 @@ def main() -> None:
     import SimpleITK as sitk
 
     from nnunet_ts.dataset_conversion.nsclc import convert_patient, group_by_patient
-    from nnunet_ts.lung_crop import crop_array, plan_for_image
+    from nnunet_ts.datasets.lung_crop import crop_array, plan_for_image
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

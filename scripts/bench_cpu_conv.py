@@ -1,7 +1,7 @@
 """Benchmark one sliding-window tile on the CPU: PyTorch's own 3D convolutions vs ``cpu_conv``'s oneDNN.
 
 nnU-Net's predictor runs one tile (batch 1) per forward pass. For small networks PyTorch then picks its
-native ``slow_conv3d`` (``nnunet_ts/cpu_conv.py`` explains its rule); ``use_onednn_for_single_patches``
+native ``slow_conv3d`` (``nnunet_ts/nnunet/cpu_conv.py`` explains its rule); ``use_onednn_for_single_patches``
 routes those convolutions to oneDNN. This script builds nnU-Net's U-Net for a configuration (the
 plans' ``PlainConvUNet``: 3x3x3 convolutions, instance norm, leaky ReLU, random weights), times
 ``--passes`` forward passes of one tile in inference mode with both, interleaved round by round (the
@@ -62,7 +62,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    from nnunet_ts.cpu_conv import use_onednn_for_single_patches
+    from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, oneDNN "
           f"{'available' if torch.backends.mkldnn.is_available() else 'NOT available (no change expected)'}")

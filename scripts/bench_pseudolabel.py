@@ -94,7 +94,7 @@ def main() -> int:
              args.device], dict(env, nnUNet_n_proc_DA="0"), log)
         model = next((out / "nnUNet_results").glob(f"Dataset{TEACHER_ID}_*")) / f"{args.trainer}__nnUNetPlans__3d_tiny"
 
-    from nnunet_ts.image_io import read_image
+    from nnunet_ts.io.images import read_image
     from nnunet_ts.pseudolabel.roi import box_regions
 
     weak_images = next(raw.glob(f"Dataset{WEAK_ID}_*")) / "imagesTs"

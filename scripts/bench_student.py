@@ -47,9 +47,9 @@ def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, i
     and the sphere's segbox as annotated box (used by the dual-decoder student, ignored by the others)."""
     from scipy import ndimage
 
-    from nnunet_ts.image_io import Geometry, write_image
-    from nnunet_ts.segbox import segbox_from_mask
-    from nnunet_ts.student_dataset import StudentCase
+    from nnunet_ts.io.images import Geometry, write_image
+    from nnunet_ts.boxes.segbox import segbox_from_mask
+    from nnunet_ts.datasets.student import StudentCase
 
     rng = np.random.default_rng(seed)
     geometry = Geometry(shape_zyx=shape, spacing=(1.0, 1.0, 1.5), origin=(0.0, 0.0, 0.0),
@@ -85,7 +85,7 @@ def _prepare(root: Path, args) -> None:
         extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
 
     from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
-    from nnunet_ts.student_dataset import write_student_dataset
+    from nnunet_ts.datasets.student import write_student_dataset
 
     raw = write_student_dataset(_write_cases(root / "cases", args.strong, args.pseudo, tuple(args.shape)),
                                 DATASET_ID, NAME, root / "nnUNet_raw", num_folds=2, overwrite=True)

@@ -85,7 +85,7 @@ def _link_tree(src: Path, dst: Path, copy: tuple[str, ...]) -> None:
 
 
 def _result(eval_dir: Path, model_folder: Path) -> dict:
-    from nnunet_ts.training_log import onset_epoch, training_log_text
+    from nnunet_ts.nnunet.training_log import onset_epoch, training_log_text
 
     summary = json.loads((eval_dir / "evaluation_summary.json").read_text())
     metrics, pooled = summary["metrics"], summary["pooled"]
@@ -99,7 +99,7 @@ class Experiment:
 
     def __init__(self, out: Path, demo: Path, device: str, np_: int):
         from nnunet_ts.demo.pipeline import SETTINGS_FILE
-        from nnunet_ts.stock_commands import CommandRunner, nnunet_environment
+        from nnunet_ts.nnunet.stock_commands import CommandRunner, nnunet_environment
 
         self.out, self.demo, self.device, self.np = out.resolve(), demo.resolve(), device, np_
         settings_file = self.demo / SETTINGS_FILE
@@ -118,19 +118,19 @@ class Experiment:
     def student_raw(self) -> Path:
         """The demo's pseudo-labelled student dataset in its nnUNet_raw (its segboxesTr feed the trainer)."""
         from nnunet_ts.demo.pipeline import PSEUDO_ID
-        from nnunet_ts.stock_commands import dataset_folder
+        from nnunet_ts.nnunet.stock_commands import dataset_folder
 
         return dataset_folder(self.demo / "nnunet" / "nnUNet_raw", PSEUDO_ID)
 
     def runner_for(self, results: Path):
         """The runner with nnU-Net's results folder at ``results``."""
-        from nnunet_ts.stock_commands import CommandRunner
+        from nnunet_ts.nnunet.stock_commands import CommandRunner
 
         return CommandRunner({**self.env, "nnUNet_results": str(results)}, self.runner.log_dir)
 
     def make_test_set(self, extra_test: int) -> Path:
         """The demo's cohort with ``extra_test`` more test cases, as a student dataset; returns its folder."""
-        from nnunet_ts.stock_commands import dataset_folder, quoted
+        from nnunet_ts.nnunet.stock_commands import dataset_folder, quoted
 
         cases, cohort = self.out / "cases", self.config["cohort"]
         if not (cases / "cases.csv").is_file():
@@ -153,7 +153,7 @@ class Experiment:
         dual-decoder configuration per variant; returns ``{variant: configuration}``."""
         from nnunet_ts.demo.pipeline import PSEUDO_ID, STUDENT_CONFIG
         from nnunet_ts.planners.dual_decoder_plans import add_dual_decoder_configuration
-        from nnunet_ts.stock_commands import dataset_folder
+        from nnunet_ts.nnunet.stock_commands import dataset_folder
 
         student_raw = self.student_raw()
         link = self.out / "nnUNet_raw" / student_raw.name
@@ -170,8 +170,8 @@ class Experiment:
     def test(self, name: str, test: Path, results: Path, dataset_id: int, configuration: str, trainer: str,
              model_folder: Path) -> dict:
         """Predict the test set with a trained model (final checkpoint) and score it."""
-        from nnunet_ts.evaluation import evaluate_folders
-        from nnunet_ts.stock_commands import quoted
+        from nnunet_ts.evaluation.folder import evaluate_folders
+        from nnunet_ts.nnunet.stock_commands import quoted
 
         pred, evaluation = self.out / "predictions" / name, self.out / "evaluation" / name
         if not (evaluation / "evaluation_summary.json").is_file():
@@ -230,7 +230,7 @@ def main() -> int:
     ap.add_argument("--np", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="CPU workers")
     args = ap.parse_args()
     from nnunet_ts.demo.pipeline import MODELS, PSEUDO_ID, STUDENT_ID
-    from nnunet_ts.stock_commands import dataset_folder
+    from nnunet_ts.nnunet.stock_commands import dataset_folder
 
     exp = Experiment(args.out, args.demo, args.device, args.np)
     test = exp.make_test_set(args.extra_test)

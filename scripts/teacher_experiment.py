@@ -49,8 +49,8 @@ def sh(cmd: str, env: dict, log: Path | None = None) -> None:
 
 def write_perturbed_inputs(images: Path, out: Path, seed: int) -> None:
     """imagesTs with each case's segbox (_0001) perturbed once (probability 1), CT linked."""
-    from nnunet_ts.box_perturbation import BoxPerturbation, perturb_segbox
-    from nnunet_ts.image_io import read_image, write_image
+    from nnunet_ts.boxes.perturbation import BoxPerturbation, perturb_segbox
+    from nnunet_ts.io.images import read_image, write_image
 
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -87,7 +87,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     from nnunet_ts.planners.budget_config import TrainingBudget, add_budget_configuration
-    from nnunet_ts.stock_commands import TRAINING_ONLY, nnunet_environment
+    from nnunet_ts.nnunet.stock_commands import TRAINING_ONLY, nnunet_environment
 
     # nnU-Net's folders under OUT, our trainers and the experiment's found, CPU-friendly worker counts
     env = nnunet_environment(out, args.device, args.np, extra_trainer_dirs=[HERE / "experiment_trainers"])
@@ -150,9 +150,9 @@ def main() -> int:
              "exact": {"exact boxes": teacher_ts, "perturbed boxes": perturbed_ts},
              "ct_only": {"CT only": next(raw.glob(f"Dataset{CT_ONLY_ID}_*")) / "imagesTs"}}
     gt = next(raw.glob(f"Dataset{TEACHER_ID}_*")) / "labelsTs"
-    from nnunet_ts.evaluation import evaluate_folders
+    from nnunet_ts.evaluation.folder import evaluate_folders
 
-    from nnunet_ts.box_restriction_folder import restrict_prediction_folder
+    from nnunet_ts.boxes.restriction_folder import restrict_prediction_folder
 
     table = {}
     for name, inputs in tests.items():

@@ -10,9 +10,9 @@ import os
 from pathlib import Path
 
 from case_factory import GEOMETRY, make_mask
-from nnunet_ts.image_io import write_image
-from nnunet_ts.segbox import segbox_from_mask
-from nnunet_ts.student_dataset import write_student_dataset
+from nnunet_ts.io.images import write_image
+from nnunet_ts.boxes.segbox import segbox_from_mask
+from nnunet_ts.datasets.student import write_student_dataset
 from student_factory import plan_written_dataset, write_student_cases
 
 

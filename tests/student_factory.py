@@ -14,9 +14,9 @@ import numpy as np
 from scipy import ndimage
 
 from case_factory import GEOMETRY, make_ct, make_mask
-from nnunet_ts.image_io import write_image
+from nnunet_ts.io.images import write_image
 from nnunet_ts.cli.main import main
-from nnunet_ts.student_dataset import StudentCase, write_student_dataset
+from nnunet_ts.datasets.student import StudentCase, write_student_dataset
 
 
 def soft_target_of(mask: np.ndarray) -> np.ndarray:

@@ -3,9 +3,9 @@ outside it become background, in label maps, probability maps and whole predicti
 import numpy as np
 import pytest
 
-from nnunet_ts.box_restriction import box_region, restrict_labels, restrict_probabilities
+from nnunet_ts.boxes.restriction import box_region, restrict_labels, restrict_probabilities
 from nnunet_ts.cli.main import main
-from nnunet_ts.image_io import Geometry, read_image, write_image
+from nnunet_ts.io.images import Geometry, read_image, write_image
 
 GEOMETRY = Geometry(shape_zyx=(8, 20, 20), spacing=(1.0, 1.0, 3.0), origin=(-5.0, 10.0, 30.0),
                     direction=(1, 0, 0, 0, 1, 0, 0, 0, 1))

@@ -13,7 +13,7 @@ import torch
 
 from case_factory import GEOMETRY, write_cases
 from nnunet_ts.cli.main import main
-from nnunet_ts.image_io import Geometry
+from nnunet_ts.io.images import Geometry
 
 BIN = Path(sys.executable).parent
 TEACHER_ID, SPACING_ID = 903, 904
@@ -164,7 +164,7 @@ def test_intensity_augmentations_never_touch_the_box():
     from batchgeneratorsv2.transforms.intensity.gaussian_noise import GaussianNoiseTransform
     from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 
-    from nnunet_ts.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
+    from nnunet_ts.teacher.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
 
     image = torch.zeros((2, 4, 8, 8))
     image[1, 1:3, 2:6, 3:7] = 1
@@ -242,7 +242,7 @@ def test_stock_train_and_predict_with_box_teacher(teacher_root, tmp_path):
     _run(prefix + f"nnUNetv2_predict -i {raw / 'imagesTs'} -o {pred} -d {TEACHER_ID} -c 3d_tiny -f 0 "
                   f"-tr BoxTeacherTinyBudgetTrainer -device cpu -chk checkpoint_final.pth "
                   f"--save_probabilities", env)
-    from nnunet_ts.image_io import read_image
+    from nnunet_ts.io.images import read_image
 
     for case in ("case_006", "case_007"):
         seg, geometry = read_image(pred / f"{case}.nii.gz")

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.dataset_conversion.common import ConvertedCase, assign_subsets
-from nnunet_ts.image_io import read_image
+from nnunet_ts.io.images import read_image
 from nnunet_ts.synth import SynthConfig, generate_case
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from nnunet_ts.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
 
@@ -65,7 +65,7 @@ def test_other_inputs_keep_pytorchs_choice():
 
 def test_every_trainer_of_the_experiment_builds_fast_single_patch_convolutions():
     # built networks are checked in test_box_teacher and test_dual_decoder_plans (the student's U-Net)
-    from nnunet_ts.trainer_mixins import OneDNNSinglePatchMixin
+    from nnunet_ts.nnunet.trainer_mixins import OneDNNSinglePatchMixin
     from nnunet_ts.trainers import plans_budget_trainers
 
     for name in ("PlansBudgetTrainer", "CTOnlyTeacherPlansBudgetTrainer", "BoxTeacherPlansBudgetTrainer",

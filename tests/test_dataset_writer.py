@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from case_factory import GEOMETRY, SHAPE, make_mask, write_cases
-from nnunet_ts.boxes_io import save_rectangles
-from nnunet_ts.cases import read_manifest, write_manifest
+from nnunet_ts.io.boxes_file import save_rectangles
+from nnunet_ts.io.manifest import read_manifest, write_manifest
 from nnunet_ts.cli.main import main
-from nnunet_ts.dataset_writer import DatasetSpec, write_dataset
+from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import read_image, write_image
-from nnunet_ts.segbox import segbox_from_mask
+from nnunet_ts.io.images import read_image, write_image
+from nnunet_ts.boxes.segbox import segbox_from_mask
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_stale_partial_folder_from_a_crash_is_cleaned(records, tmp_path):
 @pytest.fixture
 def conversions(monkeypatch):
     """Case ids converted by write_case, in order (workers=1 runs in this process)."""
-    import nnunet_ts.dataset_writer as writer
+    import nnunet_ts.datasets.raw_writer as writer
 
     converted, original = [], writer.write_case
 

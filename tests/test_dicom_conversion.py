@@ -9,9 +9,9 @@ import SimpleITK as sitk
 from dicom_factory import (PET_STORAGE, SeriesSpec, ellipse_contours, rotation, write_rtstruct,
                            write_secondary_capture, write_series, write_voc)
 from nnunet_ts.dataset_conversion.common import ConversionOptions
-from nnunet_ts.dicom_io import ct_exclusion_reason, discover_series, rasterise_rtstruct, read_ct
+from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, rasterise_rtstruct, read_ct
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import read_image
+from nnunet_ts.io.images import read_image
 
 SHAPE = (16, 40, 48)  # z, y, x
 
@@ -164,7 +164,7 @@ def test_lungdx_keeps_annotated_ct_only_and_places_boxes(tmp_path):
 
 
 def test_predict_input_picks_the_one_ct_series_or_asks_for_its_uid(tmp_path):
-    from nnunet_ts.predict import read_ct_input
+    from nnunet_ts.inference.predict import read_ct_input
 
     rng = np.random.default_rng(4)
     small = dict(shape=(4, 8, 8), slope=1.0)

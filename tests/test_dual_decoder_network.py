@@ -4,7 +4,7 @@ import pytest
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
 
-from nnunet_ts.dual_decoder_network import DualDecoderUNet
+from nnunet_ts.dual_decoder.network import DualDecoderUNet
 
 NORM = dict(norm_op=torch.nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
             nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})

@@ -12,7 +12,7 @@ from nnunet_ts.cli.plan_dual import SEGBOX_CHOICES
 from nnunet_ts.errors import InputError
 from nnunet_ts.planners.dual_decoder_plans import (
     DualDecoderSettings, add_dual_decoder_configuration, dual_decoder_settings)
-from nnunet_ts.segbox import SEGBOX_MODES
+from nnunet_ts.boxes.segbox import SEGBOX_MODES
 from test_env_and_tiny_plans import FULLRES
 
 DATASET = "Dataset901_T"

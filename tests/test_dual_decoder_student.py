@@ -69,9 +69,9 @@ def test_segbox_targets_on_the_preprocessed_grid(dual_env):
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
     from scipy import ndimage
 
-    from nnunet_ts.image_io import read_image
+    from nnunet_ts.io.images import read_image
     from nnunet_ts.errors import InputError
-    from nnunet_ts.segbox_targets import ensure_segbox_targets, segbox_target_file
+    from nnunet_ts.dual_decoder.segbox_targets import ensure_segbox_targets, segbox_target_file
 
     trainer = _trainer()
     dataset_tr, _ = trainer.get_tr_and_val_datasets()
@@ -174,7 +174,7 @@ def test_every_dual_student_trainer_is_found_built_and_steps(dual_env, monkeypat
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     from nnunet_ts.cli.env import trainers_dir
-    from nnunet_ts.dual_decoder_network import DualDecoderUNet
+    from nnunet_ts.dual_decoder.network import DualDecoderUNet
 
     monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
     assert recursive_find_trainer_class_by_name(name).__name__ == name
@@ -215,7 +215,7 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     from nnunet_ts.cli.env import trainers_dir
-    from nnunet_ts.dual_decoder_network import DualDecoderUNet
+    from nnunet_ts.dual_decoder.network import DualDecoderUNet
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
     env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")

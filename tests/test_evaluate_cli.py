@@ -13,8 +13,8 @@ import pytest
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
-from nnunet_ts.evaluation import PER_CASE_NAME, SUMMARY_NAME, evaluate_folders
-from nnunet_ts.image_io import Geometry, write_image
+from nnunet_ts.evaluation.folder import PER_CASE_NAME, SUMMARY_NAME, evaluate_folders
+from nnunet_ts.io.images import Geometry, write_image
 
 SHAPE = (10, 12, 12)
 GEOMETRY = Geometry(shape_zyx=SHAPE, spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0),

@@ -1,4 +1,4 @@
-"""nnunet_ts.metrics on small hand-built volumes; every expected number is worked out by hand.
+"""nnunet_ts.evaluation.metrics on small hand-built volumes; every expected number is worked out by hand.
 
 Unless a case says otherwise: shape (20, 20, 20), spacing 1 mm (1 voxel = 1 mm^3), defaults
 threshold 0.5, min lesion 100 mm^3, overlap 0.25, connectivity 26. A 5^3 cube is 125 voxels.
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_ts.metrics import (CASE_METRIC_NAMES, CaseMetrics, EvaluationSettings, case_metrics,
+from nnunet_ts.evaluation.metrics import (CASE_METRIC_NAMES, CaseMetrics, EvaluationSettings, case_metrics,
                                summarize)
 
 SHAPE = (20, 20, 20)

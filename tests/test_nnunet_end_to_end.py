@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from case_factory import GEOMETRY, write_cases
-from nnunet_ts.image_io import read_image
+from nnunet_ts.io.images import read_image
 
 BIN = Path(sys.executable).parent
 

@@ -28,8 +28,8 @@ def run(cmd: str, env: dict) -> None:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
     """A CT-only (student-form) model: 6 cases, tiny plans, TinyBudgetTrainer (2 x 4 iterations)."""
-    from nnunet_ts.cases import read_manifest
-    from nnunet_ts.dataset_writer import DatasetSpec, write_dataset
+    from nnunet_ts.io.manifest import read_manifest
+    from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
 
     tmp = tmp_path_factory.mktemp("model")
     root = tmp / "nn"

@@ -13,7 +13,7 @@ import pytest
 from case_factory import SHAPE, write_cases
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import read_image, write_image
+from nnunet_ts.io.images import read_image, write_image
 from nnunet_ts.pseudolabel.roi import box_regions
 
 BIN = Path(sys.executable).parent
@@ -139,7 +139,7 @@ def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(
 
 def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
     from nnunet_ts.pseudolabel.teacher import sha256
-    from nnunet_ts.student_dataset import read_sources
+    from nnunet_ts.datasets.student import read_sources
 
     assert main(_args(env, 921)) == 0
     folder = _dataset(env, 921)

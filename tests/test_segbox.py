@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from nnunet_ts.segbox import (SliceRectangle, label_lesions, lesion_boxes_3d, rectangles_to_segbox,
+from nnunet_ts.boxes.segbox import (SliceRectangle, label_lesions, lesion_boxes_3d, rectangles_to_segbox,
                               segbox_from_mask, segbox_from_rectangles, slice_rectangles)
 
 

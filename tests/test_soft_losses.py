@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_ts.soft_losses import SoftDiceLoss, SoftTargetLoss, StudentLossConfig, soft_one_hot
+from nnunet_ts.student.soft_losses import SoftDiceLoss, SoftTargetLoss, StudentLossConfig, soft_one_hot
 
 
 def _batch(seed: int, shape=(3, 2, 6, 8, 8)):

@@ -1,6 +1,6 @@
 import pytest
 
-from nnunet_ts.splits import grouped_splits
+from nnunet_ts.datasets.splits import grouped_splits
 
 
 def test_patients_stay_together_and_every_case_is_validated_once():

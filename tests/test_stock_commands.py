@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nnunet_ts.cli.env import trainers_dir
-from nnunet_ts.stock_commands import (TRAINING_ONLY, CommandFailed, CommandRunner, _EPOCH,
+from nnunet_ts.nnunet.stock_commands import (TRAINING_ONLY, CommandFailed, CommandRunner, _EPOCH,
                                       nnunet_environment)
 
 

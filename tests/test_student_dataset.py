@@ -7,9 +7,9 @@ import pytest
 
 from case_factory import GEOMETRY
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import Geometry, read_image, write_image
-from nnunet_ts.soft_data import StackedSoftChannel, source_weighted_identifiers
-from nnunet_ts.student_dataset import StudentCase, read_sources, write_student_dataset
+from nnunet_ts.io.images import Geometry, read_image, write_image
+from nnunet_ts.student.soft_data import StackedSoftChannel, source_weighted_identifiers
+from nnunet_ts.datasets.student import StudentCase, read_sources, write_student_dataset
 from student_factory import soft_target_of, write_student_cases
 
 

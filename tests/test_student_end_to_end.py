@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from case_factory import GEOMETRY
-from nnunet_ts.image_io import read_image
-from nnunet_ts.student_dataset import write_student_dataset
+from nnunet_ts.io.images import read_image
+from nnunet_ts.datasets.student import write_student_dataset
 from student_factory import write_student_cases
 
 BIN = Path(sys.executable).parent

@@ -62,8 +62,8 @@ def test_preprocessed_soft_targets_match_an_independent_linear_resampling(studen
 
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
-    from nnunet_ts.image_io import read_image
-    from nnunet_ts.soft_targets import soft_target_file
+    from nnunet_ts.io.images import read_image
+    from nnunet_ts.student.soft_targets import soft_target_file
 
     assert main(["soft-targets", "-d", str(STUDENT_ID), "-c", "3d_fullres"]) == 0
     folder = _preprocessed(student_env) / "nnUNetPlans_3d_fullres"
@@ -91,7 +91,7 @@ def test_preprocessed_soft_targets_match_an_independent_linear_resampling(studen
         agreement = ((stored >= 128) == (np.asarray(seg)[0] > 0)).mean()
         assert agreement >= 0.99
     # up to date: a second run makes nothing
-    from nnunet_ts.soft_targets import preprocess_dataset_soft_targets
+    from nnunet_ts.student.soft_targets import preprocess_dataset_soft_targets
 
     assert preprocess_dataset_soft_targets(_preprocessed(student_env), raw, "3d_fullres")[1] == []
 
@@ -304,7 +304,7 @@ def test_soft_targets_command_errors(student_env, capsys, tmp_path):
     # a stored soft target whose raw file is gone is trusted; a missing one is an error naming the file
     folder = _preprocessed(student_env) / "nnUNetPlans_3d_fullres"
     from nnunet_ts.errors import InputError
-    from nnunet_ts.soft_targets import ensure_soft_targets
+    from nnunet_ts.student.soft_targets import ensure_soft_targets
 
     with pytest.raises(InputError, match=r"soft target .*nowhere.case_004.nii.gz of pseudo case case_004 is missing"):
         ensure_soft_targets(folder, tmp_path / "nowhere", ["case_004"], None, overwrite=True)

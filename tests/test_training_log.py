@@ -1,5 +1,5 @@
 """Onset epochs read from nnU-Net training logs."""
-from nnunet_ts.training_log import onset_epoch, training_log_text
+from nnunet_ts.nnunet.training_log import onset_epoch, training_log_text
 
 LOG = """2026-11-24 05:27:30.525846: Epoch 0
 2026-11-24 05:27:44.000000: Pseudo dice [np.float32(0.0)]

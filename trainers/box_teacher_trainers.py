@@ -21,11 +21,11 @@ from functools import partial
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.box_perturbation import BoxPerturbation
+from nnunet_ts.boxes.perturbation import BoxPerturbation
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
-from nnunet_ts.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
-from nnunet_ts.trainer_mixins import (FixedBudgetMixin, ForegroundSamplingMixin, NoMirroringMixin,
+from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD, segbox_channel_index
+from nnunet_ts.teacher.segbox_transforms import RestoreSegboxTransform, StashSegboxTransform
+from nnunet_ts.nnunet.trainer_mixins import (FixedBudgetMixin, ForegroundSamplingMixin, NoMirroringMixin,
                                       OneDNNSinglePatchMixin)
 
 

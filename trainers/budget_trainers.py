@@ -9,7 +9,7 @@ Both switch mirroring off for training and inference: at validation it costs 8 p
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
+from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
 
 
 class TinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin, nnUNetTrainer):

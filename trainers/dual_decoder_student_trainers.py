@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
-from nnunet_ts.cpu_conv import use_onednn_for_single_patches
-from nnunet_ts.dual_decoder_network import DualDecoderUNet
+from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.dual_decoder.network import DualDecoderUNet
 from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
-from nnunet_ts.segbox_loss import DualDecoderLoss, SegboxLoss
-from nnunet_ts.segbox_target_transforms import carry_segbox_target
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
+from nnunet_ts.dual_decoder.segbox_loss import DualDecoderLoss, SegboxLoss
+from nnunet_ts.dual_decoder.segbox_target_transforms import carry_segbox_target
+from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
 from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer, TeacherStudentTrainer_noSmooth
 
 
@@ -85,8 +85,8 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
     def get_tr_and_val_datasets(self):
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_ts.segbox_data import SegboxTargetDataset
-        from nnunet_ts.segbox_targets import ensure_segbox_targets, segboxes_folder
+        from nnunet_ts.dual_decoder.segbox_data import SegboxTargetDataset
+        from nnunet_ts.dual_decoder.segbox_targets import ensure_segbox_targets, segboxes_folder
 
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         cases = sorted(set(dataset_tr.identifiers))

@@ -21,7 +21,7 @@ students), so the three compared networks share one Dice.
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.loss.nnUNetTrainerDiceLoss import nnUNetTrainerDiceCELoss_noSmooth
 
-from nnunet_ts.trainer_mixins import (ForegroundSamplingMixin, NoFinalValidationOnFoldAllMixin,
+from nnunet_ts.nnunet.trainer_mixins import (ForegroundSamplingMixin, NoFinalValidationOnFoldAllMixin,
                                       NoMirroringMixin, OneDNNSinglePatchMixin, PlansBudgetMixin)
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
 from nnunet_ts.trainers.dual_decoder_student_trainers import (DualDecoderStudentTrainer,

@@ -1,7 +1,7 @@
 """The soft-label student: CT in, trained on human masks and the teacher's probabilities (METHOD step 4).
 
 ``TeacherStudentTrainer`` is nnU-Net's default trainer on a student dataset
-(``nnunet_ts.student_dataset``), with the target made soft end to end, each change in one hook:
+(``nnunet_ts.datasets.student``), with the target made soft end to end, each change in one hook:
 
 * ``get_tr_and_val_datasets``: pseudo cases load with their preprocessed soft target as a second
   segmentation channel (made now if missing or stale: ``soft_targets.ensure_soft_targets``); optionally
@@ -31,11 +31,11 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
-from nnunet_ts.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
-from nnunet_ts.soft_transforms import wrap_pipeline
-from nnunet_ts.student_dataset import read_sources
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
+from nnunet_ts.student.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
+from nnunet_ts.student.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
+from nnunet_ts.student.soft_transforms import wrap_pipeline
+from nnunet_ts.datasets.student import read_sources
+from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
 
 
 class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
@@ -68,8 +68,8 @@ class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
     def get_tr_and_val_datasets(self):
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_ts.soft_targets import ensure_soft_targets
-        from nnunet_ts.student_dataset import soft_targets_folder
+        from nnunet_ts.student.soft_targets import ensure_soft_targets
+        from nnunet_ts.datasets.student import soft_targets_folder
 
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         if not self.sources:

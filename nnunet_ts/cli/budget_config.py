@@ -10,7 +10,7 @@ from nnunet_ts.cli.validators import dataset_id, positive_int
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_ts.errors import InputError
-    from nnunet_ts.nnunet_paths import env_root, folders_with_id
+    from nnunet_ts.nnunet.paths import env_root, folders_with_id
     from nnunet_ts.planners.budget_config import TrainingBudget, add_budget_configuration
 
     preprocessed = env_root("nnUNet_preprocessed", args.preprocessed)

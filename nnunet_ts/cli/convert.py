@@ -43,7 +43,7 @@ _DEFAULT_NAMES = {"msd": "MSDLung", "nsclc": "NSCLC", "lungdx": "LungDx"}
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_ts.dataset_conversion.common import ConversionOptions, print_report
-    from nnunet_ts.nnunet_paths import env_root
+    from nnunet_ts.nnunet.paths import env_root
 
     raw = env_root("nnUNet_raw", args.out)
     cohort = args.cohort or raw / "cohorts" / args.source

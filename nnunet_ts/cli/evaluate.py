@@ -1,4 +1,4 @@
-"""``nnunet_ts evaluate``: the paper's metrics for a folder of predictions (see nnunet_ts.metrics)."""
+"""``nnunet_ts evaluate``: the paper's metrics for a folder of predictions (see nnunet_ts.evaluation.metrics)."""
 from __future__ import annotations
 
 import argparse
@@ -68,8 +68,8 @@ def register(subparsers, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_ts.evaluation import PER_CASE_NAME, SUMMARY_NAME, evaluate_folders, format_summary
-    from nnunet_ts.metrics import EvaluationSettings
+    from nnunet_ts.evaluation.folder import PER_CASE_NAME, SUMMARY_NAME, evaluate_folders, format_summary
+    from nnunet_ts.evaluation.metrics import EvaluationSettings
 
     settings = EvaluationSettings(threshold=args.threshold, min_lesion_mm3=args.min_lesion_mm3,
                                   overlap=args.overlap, connectivity=args.connectivity,

@@ -18,7 +18,7 @@ def box_decoder_convs(text: str) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_ts.errors import InputError
-    from nnunet_ts.nnunet_paths import env_root, folders_with_id
+    from nnunet_ts.nnunet.paths import env_root, folders_with_id
     from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, add_dual_decoder_configuration
 
     preprocessed = env_root("nnUNet_preprocessed", args.preprocessed)

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nnunet_ts.errors import InputError
-    from nnunet_ts.predict import PredictOptions, load_predictor, predict_ct, read_ct_input, write_like
+    from nnunet_ts.inference.predict import PredictOptions, load_predictor, predict_ct, read_ct_input, write_like
 
     if not str(args.output).endswith(".nii.gz"):
         raise InputError(f"output {args.output} must end in .nii.gz")

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nnunet_ts.errors import InputError
-    from nnunet_ts.nnunet_paths import env_root
+    from nnunet_ts.nnunet.paths import env_root
     from nnunet_ts.pseudolabel.quality import FLAGS, QualitySettings
     from nnunet_ts.pseudolabel.run import PseudoLabelJob, merge, run_pseudolabel
     from nnunet_ts.pseudolabel.teacher import TeacherSpec
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _dataset(raw: Path, given: str, option: str) -> Path:
     from nnunet_ts.errors import InputError
-    from nnunet_ts.nnunet_paths import folders_with_id
+    from nnunet_ts.nnunet.paths import folders_with_id
 
     if Path(given).is_dir():
         return Path(given)

@@ -23,7 +23,7 @@ example:
 
 
 def register(subparsers, name: str, help_text: str) -> None:
-    from nnunet_ts.box_restriction import DEFAULT_MARGIN_MM
+    from nnunet_ts.boxes.restriction import DEFAULT_MARGIN_MM
 
     p = subparsers.add_parser(name, help=help_text, description=DESCRIPTION,
                               formatter_class=HelpFormatter)
@@ -42,7 +42,7 @@ def register(subparsers, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_ts.box_restriction_folder import restrict_prediction_folder
+    from nnunet_ts.boxes.restriction_folder import restrict_prediction_folder
 
     written = restrict_prediction_folder(args.pred, args.images, args.out, margin_mm=args.margin_mm,
                                          box_channel=args.box_channel, file_ending=args.file_ending,

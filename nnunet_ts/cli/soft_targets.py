@@ -12,8 +12,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nnunet_ts.errors import InputError
-    from nnunet_ts.nnunet_paths import env_root, folders_with_id
-    from nnunet_ts.soft_targets import preprocess_dataset_soft_targets
+    from nnunet_ts.nnunet.paths import env_root, folders_with_id
+    from nnunet_ts.student.soft_targets import preprocess_dataset_soft_targets
 
     raw = env_root("nnUNet_raw", args.raw)
     preprocessed = env_root("nnUNet_preprocessed", args.preprocessed)

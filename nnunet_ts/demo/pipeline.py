@@ -29,8 +29,8 @@ from typing import Callable, NamedTuple
 
 from nnunet_ts.demo.config import DemoConfig
 from nnunet_ts.errors import InputError
-from nnunet_ts.evaluation import SUMMARY_NAME
-from nnunet_ts.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
+from nnunet_ts.evaluation.folder import SUMMARY_NAME
+from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
 
 TEACHER_ID, STUDENT_ID, WEAK_ID, PSEUDO_ID = 701, 702, 703, 704
 TEACHER_CONFIG, STUDENT_CONFIG = "demo_teacher", "demo_student"
@@ -258,7 +258,7 @@ def link_pseudo_label_pairs(demo: Demo, out: Path) -> int:
     """Links ``out/pred/<case>`` (the pseudo dataset's hard label) and ``out/gt/<case>`` (the true mask)
     for every weak case with a mask on disk (``nnunet_ts synth`` writes masks for weak cases too; real
     weak cohorts have none: then both folders stay empty and the evaluation is skipped)."""
-    from nnunet_ts.cases import read_manifest
+    from nnunet_ts.io.manifest import read_manifest
 
     labels = dataset_folder(demo.raw, PSEUDO_ID) / "labelsTr"
     shutil.rmtree(out, ignore_errors=True)

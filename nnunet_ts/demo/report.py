@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.evaluation import PER_CASE_NAME, SUMMARY_NAME
+from nnunet_ts.evaluation.folder import PER_CASE_NAME, SUMMARY_NAME
 
 METRICS = (("dsc", "DSC"), ("dsc_tp", "DSC-TP"), ("precision", "precision"), ("recall", "recall"),
            ("f1", "lesion F1"))
@@ -149,7 +149,7 @@ def comparisons(results: dict) -> list[str]:
 
 def write_report(demo, out: Path) -> Path:
     """Write report.md, results.json, bar_chart.png and panels/ into ``out``; returns report.md."""
-    from nnunet_ts.cases import read_manifest
+    from nnunet_ts.io.manifest import read_manifest
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -243,8 +243,8 @@ def choose_panel_cases(sizes: dict[str, int], n: int) -> list[str]:
 def write_panels(demo, out: Path) -> list[Path]:
     """One PNG per chosen test case: CT, box, ground truth, baseline, SO, DO on one axial slice."""
     from nnunet_ts.demo.pipeline import MODELS, STUDENT_ID, TEACHER_ID
-    from nnunet_ts.image_io import read_image
-    from nnunet_ts.stock_commands import dataset_folder
+    from nnunet_ts.io.images import read_image
+    from nnunet_ts.nnunet.stock_commands import dataset_folder
 
     labels = demo.test_labels()
     if demo.config.panels < 1 or not labels.is_dir():
@@ -303,7 +303,7 @@ def write_panels(demo, out: Path) -> list[Path]:
 
 
 def _test_cases_without_tumour(demo) -> int:
-    from nnunet_ts.image_io import read_image
+    from nnunet_ts.io.images import read_image
 
     labels = demo.test_labels()
     return sum(1 for p in sorted(labels.glob("*.nii.gz")) if not read_image(p)[0].any()) if labels.is_dir() else 0

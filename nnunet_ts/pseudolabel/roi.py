@@ -21,7 +21,7 @@ def box_regions(segbox: np.ndarray, spacing_zyx: Sequence[float], margin_mm: flo
     image. Overlapping or touching regions are merged into their common bounding box until none
     overlap, so pasting their predictions is unambiguous. An empty segbox gives no region.
     """
-    from nnunet_ts.segbox import label_lesions
+    from nnunet_ts.boxes.segbox import label_lesions
 
     labels, n = label_lesions(np.asarray(segbox) > 0.5, 26)
     if n == 0:

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.nnunet_paths import dataset_folder_name, folders_with_id
+from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
 from nnunet_ts.pseudolabel.quality import FLAGS, QualitySettings, pseudo_label_quality, summarize
 from nnunet_ts.pseudolabel.teacher import TeacherSpec, check_teacher
 
@@ -129,7 +129,7 @@ def merge(job: PseudoLabelJob, *, overwrite: bool = False) -> Path:
         InputError: no work folder, unfinished cases (run the missing parts), an existing dataset
             with this id without ``overwrite``.
     """
-    from nnunet_ts.student_dataset import StudentCase, write_student_dataset
+    from nnunet_ts.datasets.student import StudentCase, write_student_dataset
 
     weak = check_inputs(job, overwrite=overwrite, teacher=False)
     if not (job.work / "settings.json").is_file():
@@ -173,7 +173,7 @@ def check_inputs(job: PseudoLabelJob, *, overwrite: bool, teacher: bool = True) 
             segbox on different grids, or with an empty segbox (unless ``allow_empty_boxes``);
             strong cases without masks; a case id both strong and weak.
     """
-    from nnunet_ts.image_io import check_same_geometry, read_image
+    from nnunet_ts.io.images import check_same_geometry, read_image
 
     existing = folders_with_id(Path(job.raw_root), job.dataset_id)
     if existing and not overwrite:
@@ -245,7 +245,7 @@ def strong_cases(dataset: Path) -> list[tuple[str, Path, Path, str]]:
 
 def _patients(dataset: Path) -> dict[str, str]:
     """Patient ids recorded by `nnunet_ts dataset` (nnunet_ts.json), if any."""
-    from nnunet_ts.dataset_writer import METADATA_FILE
+    from nnunet_ts.datasets.raw_writer import METADATA_FILE
 
     path = Path(dataset) / METADATA_FILE
     if not path.is_file():
@@ -258,7 +258,7 @@ def _header(path: Path):
     """The geometry of an image from its header only."""
     import SimpleITK as sitk
 
-    from nnunet_ts.image_io import Geometry
+    from nnunet_ts.io.images import Geometry
 
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
@@ -302,7 +302,7 @@ def _finished(job: PseudoLabelJob, case_id: str) -> bool:
 
 
 def _pseudo_label_case(job: PseudoLabelJob, teacher, case: WeakCase, tag: str) -> None:
-    from nnunet_ts.image_io import read_image, write_image
+    from nnunet_ts.io.images import read_image, write_image
 
     ct, geometry = read_image(case.ct, "CT")
     segbox, _ = read_image(case.segbox, "segbox")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_ts.image_io import Geometry
+from nnunet_ts.io.images import Geometry
 from nnunet_ts.synth.anatomy import Anatomy, Tissue, sample_anatomy, tissue_map
 from nnunet_ts.synth.config import SynthConfig
 from nnunet_ts.synth.grid import Grid

@@ -2,10 +2,10 @@
 
 Output (all in ``out_dir``)::
 
-    cases.csv               manifest: case_id, patient_id, subset, ct, mask, boxes (see nnunet_ts.cases)
+    cases.csv               manifest: case_id, patient_id, subset, ct, mask, boxes (see nnunet_ts.io.manifest)
     synth_0000_ct.nii.gz    CT, int16 HU
     synth_0000_mask.nii.gz  binary tumour mask (uint8 0/1) on the CT grid
-    synth_0000_boxes.json   per-slice, per-lesion rectangles of the mask (see nnunet_ts.boxes_io)
+    synth_0000_boxes.json   per-slice, per-lesion rectangles of the mask (see nnunet_ts.io.boxes_file)
     lesions.json            per case: seed, spacing, noise, and each tumour's centre, size, HU, type
     synth.json              seed, counts and the full SynthConfig, to regenerate the cohort
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.cases import MANIFEST_NAME, SUBSETS, CaseRecord, write_manifest
+from nnunet_ts.io.manifest import MANIFEST_NAME, SUBSETS, CaseRecord, write_manifest
 from nnunet_ts.errors import InputError
-from nnunet_ts.resume import WorkFolder
+from nnunet_ts.datasets.resume import WorkFolder
 from nnunet_ts.synth.config import SynthConfig
 
 CASE_PREFIX = "synth_"
@@ -75,9 +75,9 @@ class _Task:
 
 def _make_case(task: _Task) -> dict:
     """Generate and write one case (runs in a worker process); returns its lesions.json entry."""
-    from nnunet_ts.boxes_io import save_rectangles
-    from nnunet_ts.image_io import write_image
-    from nnunet_ts.segbox import slice_rectangles
+    from nnunet_ts.io.boxes_file import save_rectangles
+    from nnunet_ts.io.images import write_image
+    from nnunet_ts.boxes.segbox import slice_rectangles
     from nnunet_ts.synth.generator import generate_case
 
     case = generate_case(task.seed, task.config)

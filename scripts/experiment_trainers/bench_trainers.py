@@ -1,7 +1,7 @@
 """Trainers of the benchmarks (scripts/bench_*.py): small fixed budgets without nnU-Net's final
 validation, which on clinical-spacing plans predicts whole validation volumes and would cost more than
 the benchmark itself."""
-from nnunet_ts.trainer_mixins import FixedBudgetMixin, NoFinalValidationMixin, NoMirroringMixin
+from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoFinalValidationMixin, NoMirroringMixin
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
 
 

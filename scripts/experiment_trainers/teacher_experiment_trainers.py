@@ -7,7 +7,7 @@ with fold ``all`` it would predict the training cases; the experiment predicts i
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.trainer_mixins import (NoFinalValidationOnFoldAllMixin, NoMirroringMixin, OneDNNSinglePatchMixin,
+from nnunet_ts.nnunet.trainer_mixins import (NoFinalValidationOnFoldAllMixin, NoMirroringMixin, OneDNNSinglePatchMixin,
                                       PlansBudgetMixin)
 from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer, BoxTeacherTrainer
 

@@ -1,6 +1,6 @@
 """Evaluation metrics of the paper: per-case DSC, DSC-TP and lesion-level precision/recall/F1.
 
-Pure numpy/cc3d functions on arrays; no file IO (folders are handled by ``nnunet_ts.evaluation``).
+Pure numpy/cc3d functions on arrays; no file IO (folders are handled by ``nnunet_ts.evaluation.folder``).
 All arrays are 3D in SimpleITK's numpy order ``(z, y, x)``; spacing is ``(z, y, x)`` in mm and every
 volume is in mm^3 (number of voxels times the voxel volume, so anisotropic spacing counts: 10 voxels
 at spacing (5, 1, 1) mm are 50 mm^3).
@@ -52,7 +52,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from nnunet_ts.segbox import label_lesions
+from nnunet_ts.boxes.segbox import label_lesions
 
 CONNECTIVITIES = (6, 18, 26)
 # The per-case metrics summarize() averages (counts and volumes are per-case descriptors).

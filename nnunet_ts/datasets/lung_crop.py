@@ -22,8 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import Geometry
-from nnunet_ts.segbox import SliceRectangle
+from nnunet_ts.io.images import Geometry
+from nnunet_ts.boxes.segbox import SliceRectangle
 
 R231_FILE = "unet_r231-d5d2fc3d.pth"   # the file name lungmask's downloader caches
 RIGHT, LEFT = 1, 2                     # R231's labels: 1 = right lung, 2 = left lung
@@ -252,7 +252,7 @@ def paste_back(crops: Sequence[np.ndarray], plan: CropPlan, fill: float = 0) -> 
 def plan_for_image(image, weights: str | Path | None = None, margin_mm: float = 10.0,
                    force_cpu: bool = True, announce: bool = True) -> CropPlan:
     """Lung mask + crop plan of a SimpleITK CT image."""
-    from nnunet_ts.image_io import geometry_of
+    from nnunet_ts.io.images import geometry_of
 
     lungs = compute_lung_mask(image, weights, force_cpu, announce=announce)
     return plan_crops(lungs, geometry_of(image), margin_mm)
@@ -269,9 +269,9 @@ def crop_records(records, out_dir: str | Path, weights: str | Path | None = None
     import SimpleITK as sitk
     from tqdm import tqdm
 
-    from nnunet_ts.boxes_io import load_rectangles, save_rectangles
-    from nnunet_ts.cases import CaseRecord
-    from nnunet_ts.image_io import read_image, write_image
+    from nnunet_ts.io.boxes_file import load_rectangles, save_rectangles
+    from nnunet_ts.io.manifest import CaseRecord
+    from nnunet_ts.io.images import read_image, write_image
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

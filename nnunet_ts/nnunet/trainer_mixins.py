@@ -5,7 +5,7 @@ bare file name, so it holds trainer modules only.
 """
 import torch
 
-from nnunet_ts.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 
 
 class FixedBudgetMixin:

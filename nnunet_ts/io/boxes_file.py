@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox import SliceRectangle
+from nnunet_ts.boxes.segbox import SliceRectangle
 
 FORMAT = "nnunet_ts.boxes"
 _FIELDS = ("z", "y_min", "y_max", "x_min", "x_max")
@@ -44,10 +44,10 @@ def load_rectangles(path: str | Path) -> tuple[list[SliceRectangle], tuple[int, 
         raise InputError(f"boxes file {path} does not exist; check the 'boxes' column of the manifest") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"boxes file {path} is not valid JSON ({exc}); rewrite it with "
-                         f"nnunet_ts.boxes_io.save_rectangles") from None
+                         f"nnunet_ts.io.boxes_file.save_rectangles") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != 1:
         raise InputError(f"boxes file {path} is not a '{FORMAT}' version 1 file "
-                         f"(see nnunet_ts/boxes_io.py for the format)")
+                         f"(see nnunet_ts/io/boxes_file.py for the format)")
     try:
         shape = tuple(int(s) for s in doc["shape_zyx"])
         rects = [SliceRectangle(**{f: int(r[f]) for f in _FIELDS}, lesion=int(r.get("lesion", 0)))

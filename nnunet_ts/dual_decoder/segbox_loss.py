@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nnunet_ts.soft_losses import SoftDiceLoss
+from nnunet_ts.student.soft_losses import SoftDiceLoss
 
 
 class SegboxLoss(nn.Module):

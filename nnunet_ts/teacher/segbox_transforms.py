@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from nnunet_ts.box_perturbation import BoxPerturbation, perturb_segbox
-from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD
+from nnunet_ts.boxes.perturbation import BoxPerturbation, perturb_segbox
+from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 
 class StashSegboxTransform(BasicTransform):

@@ -13,11 +13,11 @@ Outputs in ``out_dir`` (default: the prediction folder), written atomically (tem
 and never over existing files unless ``overwrite``:
 
 * ``evaluation_per_case.csv``: one row per case, columns ``case_id``, the metrics of
-  :class:`nnunet_ts.metrics.CaseMetrics` and ``prediction_missing``; NaN is written as ``nan``.
-* ``evaluation_summary.json``: the settings and folders used and :func:`nnunet_ts.metrics.summarize`
+  :class:`nnunet_ts.evaluation.metrics.CaseMetrics` and ``prediction_missing``; NaN is written as ``nan``.
+* ``evaluation_summary.json``: the settings and folders used and :func:`nnunet_ts.evaluation.metrics.summarize`
   (mean, population std (ddof=0), median, n per metric; pooled TP/FP/FN). NaN/undefined is null.
 
-Metric definitions: :mod:`nnunet_ts.metrics`.
+Metric definitions: :mod:`nnunet_ts.evaluation.metrics`.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import check_same_geometry, read_image
-from nnunet_ts.metrics import (CASE_METRIC_NAMES, SUMMARY_METRICS, EvaluationSettings,
+from nnunet_ts.io.images import check_same_geometry, read_image
+from nnunet_ts.evaluation.metrics import (CASE_METRIC_NAMES, SUMMARY_METRICS, EvaluationSettings,
                                evaluate_case, summarize)
 
 PER_CASE_NAME = "evaluation_per_case.csv"
@@ -85,7 +85,7 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, out_dir: str | Pa
     """Score every prediction in ``pred_dir`` against ``gt_dir`` and write the two output files.
 
     Args:
-        pred_dir: predictions, label maps or probability maps (see :mod:`nnunet_ts.metrics`).
+        pred_dir: predictions, label maps or probability maps (see :mod:`nnunet_ts.evaluation.metrics`).
         gt_dir: binary ground-truth masks with the same file names.
         out_dir: where the outputs go (created if needed); default ``pred_dir``.
         settings: an :class:`EvaluationSettings`, or give its fields as keywords instead

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnunet_ts.segbox_targets import segbox_target_file
-from nnunet_ts.soft_data import StackedSoftChannel
+from nnunet_ts.dual_decoder.segbox_targets import segbox_target_file
+from nnunet_ts.student.soft_data import StackedSoftChannel
 
 
 class SegboxTargetDataset:

@@ -75,8 +75,8 @@ def read_ct_input(path: str | Path, series_uid: str | None = None):
     """
     import SimpleITK as sitk
 
-    from nnunet_ts.dicom_io import ct_exclusion_reason, discover_series, read_ct
-    from nnunet_ts.image_io import read_image
+    from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, read_ct
+    from nnunet_ts.io.images import read_image
 
     path = Path(path)
     if path.is_dir():
@@ -203,8 +203,8 @@ def predict_ct(image, predictor, options: PredictOptions, progress=None) -> tupl
     """
     import SimpleITK as sitk
 
-    from nnunet_ts.image_io import geometry_of
-    from nnunet_ts.lung_crop import compute_lung_mask, crop_array, paste_back, plan_crops
+    from nnunet_ts.io.images import geometry_of
+    from nnunet_ts.datasets.lung_crop import compute_lung_mask, crop_array, paste_back, plan_crops
 
     step = progress or (lambda name: None)
     geometry = geometry_of(image)

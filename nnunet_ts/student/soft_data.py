@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nnunet_ts.soft_targets import soft_target_file
+from nnunet_ts.student.soft_targets import soft_target_file
 
 
 class StackedSoftChannel:

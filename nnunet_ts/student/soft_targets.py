@@ -178,7 +178,7 @@ def preprocess_dataset_soft_targets(preprocessed_dataset: str | Path, raw_datase
     """
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_ts.student_dataset import read_sources, soft_targets_folder
+    from nnunet_ts.datasets.student import read_sources, soft_targets_folder
 
     preprocessed_dataset, raw_dataset = Path(preprocessed_dataset), Path(raw_dataset)
     plans_file = preprocessed_dataset / f"{plans_identifier}.json"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_ts.segbox import SliceRectangle, rectangles_to_segbox, slice_rectangles
+from nnunet_ts.boxes.segbox import SliceRectangle, rectangles_to_segbox, slice_rectangles
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.training_log import EPOCH_LINE as _EPOCH
+from nnunet_ts.nnunet.training_log import EPOCH_LINE as _EPOCH
 
 ROOT_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 # nnU-Net 2.8.1's planner calls torch.set_num_threads(nnUNet_n_proc_DA) and crashes on 0: this CPU

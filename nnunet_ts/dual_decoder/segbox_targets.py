@@ -1,6 +1,6 @@
 """Segbox targets of the dual-decoder student, on the voxel grid of nnU-Net's preprocessed cases.
 
-The student's box decoder learns, for every training case, a segbox (``nnunet_ts.segbox``) stored as
+The student's box decoder learns, for every training case, a segbox (``nnunet_ts.boxes.segbox``) stored as
 ``<case>_segbox.npy`` (uint8 0/1, the preprocessed case's (z, y, x) shape) in the configuration's data
 folder, next to the soft targets (``soft_targets``):
 
@@ -33,8 +33,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.segbox import SegboxMode, segbox_from_mask
-from nnunet_ts.segbox_channel import SEGBOX_THRESHOLD
+from nnunet_ts.boxes.segbox import SegboxMode, segbox_from_mask
+from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 SEGBOX_SUFFIX = "_segbox.npy"
 RECORD_SUFFIX = "_segbox_targets.json"  # {strong case id: segbox form of its stored segbox}
@@ -78,7 +78,7 @@ def preprocess_annotated_segbox(segbox_file: str | Path, properties: dict, shape
     Raises:
         InputError: the segbox's grid does not fit the CT's.
     """
-    from nnunet_ts.soft_targets import preprocess_soft_target
+    from nnunet_ts.student.soft_targets import preprocess_soft_target
 
     resampled = preprocess_soft_target(segbox_file, properties, shape, plans_manager, what="segbox")
     return (resampled >= SEGBOX_THRESHOLD).astype(np.uint8)

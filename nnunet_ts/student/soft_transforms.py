@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from nnunet_ts.soft_targets import QUANTIZATION_LEVELS
+from nnunet_ts.student.soft_targets import QUANTIZATION_LEVELS
 
 
 class StashSoftTargetTransform(BasicTransform):

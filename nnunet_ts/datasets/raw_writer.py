@@ -19,7 +19,7 @@ case), which later steps (pseudo-labels, evaluation) read.
 
 The dataset is built in a hidden sibling folder and renamed into place only when every case has
 been checked and written, so a failure never leaves a half-written ``DatasetXXX``; a rerun resumes
-from the cases already finished (``nnunet_ts.resume``).
+from the cases already finished (``nnunet_ts.datasets.resume``).
 """
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ from typing import Callable, Iterator, Literal, Sequence
 import numpy as np
 
 from nnunet_ts import __version__
-from nnunet_ts.boxes_io import load_rectangles
-from nnunet_ts.cases import CaseRecord
+from nnunet_ts.io.boxes_file import load_rectangles
+from nnunet_ts.io.manifest import CaseRecord
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import check_same_geometry, read_image, write_image
-from nnunet_ts.nnunet_paths import dataset_folder_name, folders_with_id
-from nnunet_ts.segbox import SEGBOX_MODES, segbox_from_mask, segbox_from_rectangles
+from nnunet_ts.io.images import check_same_geometry, read_image, write_image
+from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
+from nnunet_ts.boxes.segbox import SEGBOX_MODES, segbox_from_mask, segbox_from_rectangles
 
 DatasetKind = Literal["teacher", "student", "weak"]
 DATASET_KINDS: tuple[str, ...] = ("teacher", "student", "weak")
@@ -167,7 +167,7 @@ def write_dataset(records: Sequence[CaseRecord], spec: DatasetSpec, raw_root: st
                   progress: Callable[[int], object] | None = None) -> Path:
     """Write ``raw_root/DatasetXXX_Name`` for ``spec`` from manifest ``records``.
 
-    The dataset is built in ``raw_root/.DatasetXXX_Name.partial`` (see ``nnunet_ts.resume``): after
+    The dataset is built in ``raw_root/.DatasetXXX_Name.partial`` (see ``nnunet_ts.datasets.resume``): after
     an error or an interruption, fix the cause and run again with the same settings; cases finished
     before, whose input files did not change, are not converted again.
 
@@ -188,8 +188,8 @@ def write_dataset(records: Sequence[CaseRecord], spec: DatasetSpec, raw_root: st
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
-    from nnunet_ts.resume import WorkFolder
-    from nnunet_ts.splits import grouped_splits
+    from nnunet_ts.datasets.resume import WorkFolder
+    from nnunet_ts.datasets.splits import grouped_splits
 
     raw_root = Path(raw_root)
     target = raw_root / spec.folder_name
@@ -254,7 +254,7 @@ def _outputs(job: _CaseJob) -> list[Path]:
 
 
 def _input_signature(record: CaseRecord) -> list:
-    from nnunet_ts.resume import file_signature
+    from nnunet_ts.datasets.resume import file_signature
 
     return [record.subset, file_signature(record.ct), file_signature(record.mask),
             file_signature(record.boxes)]

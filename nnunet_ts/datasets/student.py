@@ -31,8 +31,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.image_io import check_same_geometry, read_image, write_image
-from nnunet_ts.nnunet_paths import dataset_folder_name, folders_with_id
+from nnunet_ts.io.images import check_same_geometry, read_image, write_image
+from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
 
 SOURCES: tuple[str, ...] = ("strong", "pseudo")
 SOFT_TARGETS_DIR = "softTargetsTr"
@@ -140,7 +140,7 @@ def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: s
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
-    from nnunet_ts.splits import grouped_splits
+    from nnunet_ts.datasets.splits import grouped_splits
 
     raw_root = Path(raw_root)
     target = raw_root / dataset_folder_name(dataset_id, name)

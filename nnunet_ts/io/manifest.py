@@ -9,7 +9,7 @@ patient_id  the patient the scan belongs to; splits never put one patient in two
 subset      ``strong`` (voxel mask), ``weak`` (boxes only) or ``test`` (held out)
 ct          path to the CT (NIfTI), relative to the manifest's folder or absolute
 mask        path to the binary tumour mask on the CT grid, or empty
-boxes       path to a ``*_boxes.json`` of per-slice rectangles (see ``boxes_io``), or empty
+boxes       path to a ``*_boxes.json`` of per-slice rectangles (see ``io.boxes_file``), or empty
 =========== ==================================================================================
 """
 from __future__ import annotations

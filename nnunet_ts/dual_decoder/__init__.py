@@ -1,0 +1,1 @@
+"""The dual-output student's pieces: the two-decoder network, segbox targets, their augmentation and loss."""

@@ -1,0 +1,4 @@
+"""Every tie to nnU-Net: folder conventions, trainer lookup, stock commands, trainer hooks, training logs.
+
+Each module names the nnU-Net function or convention it mirrors (nnunetv2 2.8.x).
+"""

@@ -1,0 +1,1 @@
+"""The soft-label student's pieces: soft targets through preprocessing, loading, augmentation and loss."""
