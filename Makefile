@@ -24,8 +24,9 @@ demo: setup
 	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu \
 		$(if $(EPOCHS),--epochs $(EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-e$(EPOCHS),--out $(DEMO_DIR)/$(SCENARIO)-cpu)
 
-## the test suite (what CI runs)
+## the test suite (what CI runs): the linter, then the tests
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q tests
 
 clean-demo:

@@ -20,14 +20,15 @@ import json
 import re
 import shutil
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from nnunet_ts.io.manifest import CaseRecord, write_manifest
 from nnunet_ts.errors import InputError
+from nnunet_ts.io.manifest import CaseRecord, write_manifest
 
 if TYPE_CHECKING:
     from nnunet_ts.datasets.resume import WorkFolder
@@ -130,7 +131,7 @@ def _run(todo: list[tuple[str, object]], convert_one, folder: Path, workers: int
 
 def convert_items(items: Sequence[tuple[str, object]], convert_one: Callable[[object, Path], list],
                   cohort: Path, fingerprint: dict, progress: bool = True, desc: str = "convert",
-                  workers: int = 1) -> tuple["WorkFolder", list[ConvertedCase], list[Dropped]]:
+                  workers: int = 1) -> tuple[WorkFolder, list[ConvertedCase], list[Dropped]]:
     """Run ``convert_one(item, work_folder)`` for every ``(key, item)``, resumably.
 
     ``convert_one`` returns a list of :class:`ConvertedCase` and :class:`Dropped`; an
@@ -335,9 +336,9 @@ def write_case_files(folder: Path, case_id: str, patient_id: str, ct, mask: np.n
     """
     import SimpleITK as sitk
 
+    from nnunet_ts.boxes.segbox import rectangles_to_segbox, slice_rectangles
     from nnunet_ts.io.boxes_file import save_rectangles
     from nnunet_ts.io.images import geometry_of, write_image
-    from nnunet_ts.boxes.segbox import rectangles_to_segbox, slice_rectangles
 
     geometry = geometry_of(ct)
     ct_name, mask_name, boxes_name = (f"{case_id}_ct.nii.gz", f"{case_id}_mask.nii.gz", f"{case_id}_boxes.json")

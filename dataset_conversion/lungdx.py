@@ -16,10 +16,16 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from nnunet_ts.dataset_conversion.common import (ConversionOptions, ConvertedCase, Dropped, run_conversion,
-                                                 safe_id, write_case_files)
-from nnunet_ts.errors import InputError
 from nnunet_ts.boxes.segbox import SliceRectangle
+from nnunet_ts.dataset_conversion.common import (
+    ConversionOptions,
+    ConvertedCase,
+    Dropped,
+    run_conversion,
+    safe_id,
+    write_case_files,
+)
+from nnunet_ts.errors import InputError
 
 SOURCE = "lungdx"
 Z_EXTENT_CM = (16.0, 60.0)

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnunet_ts.dataset_conversion.common import (ConversionOptions, ConvertedCase, Dropped, run_conversion,
-                                                 safe_id, write_case_files)
+from nnunet_ts.dataset_conversion.common import (
+    ConversionOptions,
+    ConvertedCase,
+    Dropped,
+    run_conversion,
+    safe_id,
+    write_case_files,
+)
 from nnunet_ts.errors import InputError
 
 SOURCE = "nsclc"

@@ -20,15 +20,14 @@ Imports no torch: nnU-Net's ``PlansManager`` (to resolve inheritance) is importe
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from nnunet_ts.errors import InputError
 from nnunet_ts.boxes.segbox import SEGBOX_MODES
-
-PLANS_KEY = "nnunet_ts"  # our settings inside a configuration; nnU-Net ignores unknown keys
+from nnunet_ts.errors import InputError
+from nnunet_ts.planners.plans_file import SETTINGS_KEY as PLANS_KEY
+from nnunet_ts.planners.plans_file import add_configuration, load_plans, resolved_configuration
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,16 @@ class DualDecoderSettings:
         box_decoder_convs: convolutions per stage of the segbox decoder. 1 (default): a training
             iteration costs ~1.47x the single-output student's convolution FLOPs, within the 1.5x
             target; None (``null``, ``--box-decoder-convs full``): as many as the segmentation decoder,
-            the paper's two identical decoders, ~1.70x (``scripts/bench_dual_decoder.py``). In repeated
-            trainings the two did not differ beyond run-to-run spread (``scripts/box_decoder_experiment.py``).
+            the paper's two identical decoders, ~1.70x (``scripts/benchmarks/dual_decoder.py``). In
+            repeated trainings the two did not differ beyond run-to-run spread
+            (``scripts/experiments/box_decoder_experiment.py``).
     """
 
     box_loss_weight: float = 1.0
     segbox_mode: str = "per_lesion"
     box_decoder_convs: int | None = 1
 
-    def check(self, where: str) -> "DualDecoderSettings":
+    def check(self, where: str) -> DualDecoderSettings:
         """Returns self; raises InputError naming ``where`` on a bad value."""
         weight = self.box_loss_weight
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) \
@@ -108,31 +108,10 @@ def add_dual_decoder_configuration(plans_file: str | Path, source: str = "3d_ful
         InputError: missing plans file, unknown source, existing name without ``overwrite``, a bad
             setting, or a cascaded source (the student does not train cascades).
     """
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    plans_file = Path(plans_file)
     name = name or f"{source}_dual"
-    if not plans_file.is_file():
-        raise InputError(f"plans file {plans_file} does not exist; run nnUNetv2_plan_and_preprocess "
-                         f"-d <id> -c {source} first")
     settings.check(str(plans_file))
-    plans = json.loads(plans_file.read_text())
-    configs = plans.get("configurations", {})
-    if source not in configs:
-        raise InputError(f"plans file {plans_file} has no configuration {source!r} (has: "
-                         f"{', '.join(configs) or 'none'}); plan it first or choose another with -c")
-    if name == source:
-        raise InputError(f"the dual configuration needs its own name, not the source's {source!r}; "
-                         f"choose another with --name")
-    if name in configs and not overwrite:
-        raise InputError(f"plans file {plans_file} already has a configuration {name!r}; "
-                         f"pass --overwrite to replace it")
-    resolved = PlansManager(plans).get_configuration(source)
-    if resolved.previous_stage_name is not None:
+    if resolved_configuration(load_plans(plans_file, source), source).get("previous_stage") is not None:
         raise InputError(f"configuration {source!r} in {plans_file} is a cascade stage; the dual-decoder "
                          f"student trains a non-cascaded configuration (3d_fullres, 3d_tiny)")
-    configs[name] = {"inherits_from": source, PLANS_KEY: {"dual_decoder": True, **asdict(settings)}}
-    tmp = plans_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plans, indent=4))
-    tmp.replace(plans_file)
-    return name, configs[name]
+    return name, add_configuration(plans_file, name, {PLANS_KEY: {"dual_decoder": True, **asdict(settings)}},
+                                   source, overwrite=overwrite)

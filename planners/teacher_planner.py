@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
@@ -116,7 +116,10 @@ def plan_teacher(dataset_id: int, raw_dataset: Path, preprocessed: Path,
         InputError: no segbox channel in dataset.json, missing/unplanned ``spacing_from``.
     """
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
+        extract_fingerprints,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
 
     dataset_json_file = raw_dataset / "dataset.json"
     if not dataset_json_file.is_file():

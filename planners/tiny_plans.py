@@ -9,19 +9,19 @@ features), the patch and the batch size change. An iteration then costs about ha
 Usage with the stock commands::
 
     nnUNetv2_plan_and_preprocess -d 501 -c 3d_fullres
-    nnunet_ts tiny-plans -d 501
-    nnUNetv2_train 501 3d_tiny 0 -tr TinyBudgetTrainer -device cpu
+    nnunet_ts tiny-plans -d 501 --epochs 2 --iterations 4   # optionally with a training budget
+    nnUNetv2_train 501 3d_tiny 0 -tr BaselineTrainer -device cpu
 """
 from __future__ import annotations
 
-import json
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.errors import InputError
+from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration, load_plans, resolved_configuration
+from nnunet_ts.planners.training_settings import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class TinyPlan:
         features_per_stage: encoder widths; their number caps the number of stages.
         batch_size: patches per iteration.
         n_conv_per_stage: convolutions per encoder and decoder stage.
+        settings: training settings to record with it (e.g. a budget), ``planners.training_settings``;
+            None records none.
     """
 
     name: str = "3d_tiny"
@@ -44,6 +46,7 @@ class TinyPlan:
     features_per_stage: tuple[int, ...] = (8, 16, 32, 64)
     batch_size: int = 2
     n_conv_per_stage: int = 2
+    settings: TrainingSettings | None = None
 
     def __post_init__(self) -> None:
         if len(self.patch_size) != 3 or min(self.patch_size) < 8:
@@ -75,8 +78,10 @@ def tiny_configuration(source_config: dict, plan: TinyPlan) -> dict:
         n_conv_per_stage=[plan.n_conv_per_stage] * n_stages,
         n_conv_per_stage_decoder=[plan.n_conv_per_stage] * (n_stages - 1),
     )
-    return {"inherits_from": plan.source, "batch_size": plan.batch_size, "patch_size": patch,
-            "architecture": arch}
+    tiny = {"batch_size": plan.batch_size, "patch_size": patch, "architecture": arch}
+    if plan.settings is not None:
+        tiny[SETTINGS_KEY] = plan.settings.check(f"tiny configuration {plan.name!r}").as_plans()
+    return tiny
 
 
 def add_tiny_configuration(plans_file: str | Path, plan: TinyPlan = TinyPlan(),
@@ -87,23 +92,6 @@ def add_tiny_configuration(plans_file: str | Path, plan: TinyPlan = TinyPlan(),
         InputError: missing plans file, unknown source configuration, or the name exists already
             (pass ``overwrite``).
     """
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    plans_file = Path(plans_file)
-    if not plans_file.is_file():
-        raise InputError(f"plans file {plans_file} does not exist; run nnUNetv2_plan_and_preprocess "
-                         f"-d <id> -c {plan.source} first")
-    plans = json.loads(plans_file.read_text())
-    configs = plans.get("configurations", {})
-    if plan.source not in configs:
-        raise InputError(f"plans file {plans_file} has no configuration {plan.source!r} (has: "
-                         f"{', '.join(configs)}); plan it first or choose --source")
-    if plan.name in configs and not overwrite:
-        raise InputError(f"plans file {plans_file} already has a configuration {plan.name!r}; "
-                         f"pass --overwrite to replace it")
-    source = PlansManager(plans).get_configuration(plan.source).configuration
-    configs[plan.name] = tiny_configuration(source, plan)
-    tmp = plans_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plans, indent=4))
-    tmp.replace(plans_file)
-    return configs[plan.name]
+    source = resolved_configuration(load_plans(plans_file, plan.source), plan.source)
+    return add_configuration(plans_file, plan.name, tiny_configuration(source, plan), plan.source,
+                             overwrite=overwrite)

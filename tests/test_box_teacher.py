@@ -1,21 +1,20 @@
 """The box-guided teacher: segbox channel binary and aligned through preprocessing, augmentation,
 the network input and the stock nnU-Net commands."""
 import json
-import random
 import os
-import subprocess
-import sys
+import random
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from case_factory import GEOMETRY, write_cases
 from nnunet_ts.cli.main import main
-from nnunet_ts.io.images import Geometry
+from nnunet_ts.io.images import read_image
+from tests.factories.case_factory import GEOMETRY, write_cases
+from tests.factories.stock import prefix, run
+from tests.factories.trainers import make_trainer
 
-BIN = Path(sys.executable).parent
 TEACHER_ID, SPACING_ID = 903, 904
 # The teacher cases are (3.0, 1.5, 1.5) mm (z, y, x); the spacing donor is planned at (2.0, 1.0, 1.0),
 # so preprocessing really resamples (3D spline: the anisotropy is below nnU-Net's threshold of 3).
@@ -139,14 +138,11 @@ def test_training_batch_has_binary_box_around_the_transformed_mask(teacher_root,
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
-    from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherExactBoxTrainer
+    from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
 
-    pre = _preprocessed(teacher_root)
-    plans = json.loads((pre / "nnUNetPlans.json").read_text())
-    plans["continue_training"] = False  # what nnUNetv2_train adds (nnU-Net 2.8.1)
-    trainer = BoxTeacherExactBoxTrainer(plans, "3d_tiny", 0, json.loads((pre / "dataset.json").read_text()),
-                                        device=torch.device("cpu"))
-    trainer.initialize()
+    # exact boxes (no perturbation): the augmented box must still hold the augmented mask
+    trainer = make_trainer(BoxTeacherTrainer, _preprocessed(teacher_root), settings={"box_perturbation": 0})
+    assert trainer.box_perturbation is None
     loader, _ = trainer.get_dataloaders()
     _force_all_augmentations(loader.data_loader.transforms)
     checked = 0
@@ -224,27 +220,16 @@ def test_plan_teacher_errors(teacher_root, monkeypatch, capsys):
     assert "no Dataset978_*" in capsys.readouterr().err
 
 
-def _run(cmd: str, env: dict) -> str:
-    result = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def test_stock_train_and_predict_with_box_teacher(teacher_root, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
-    prefix = f'eval "$(nnunet_ts env --root {teacher_root})" && '
-    log = _run(prefix + f"nnUNet_n_proc_DA=0 nnUNetv2_train {TEACHER_ID} 3d_tiny 0 "
-                        f"-tr BoxTeacherTinyBudgetTrainer -device cpu", env)
-    assert "Using trainer 'BoxTeacherTinyBudgetTrainer'" in log
-    raw = teacher_root / "nnUNet_raw" / f"Dataset{TEACHER_ID}_BoxT"
+def test_stock_train_and_predict_with_box_teacher(box_teacher_model, tmp_path):
+    model = box_teacher_model  # trained by nnUNetv2_train -tr BoxTeacherTrainer (tests/conftest.py)
+    assert "Using trainer 'BoxTeacherTrainer'" in model.logs[0]
+    raw = model.raw
+    cases = sorted(p.name[:-len("_0000.nii.gz")] for p in (raw / "imagesTs").glob("*_0000.nii.gz"))
+    assert len(cases) == 2
     pred = tmp_path / "pred"
-    _run(prefix + f"nnUNetv2_predict -i {raw / 'imagesTs'} -o {pred} -d {TEACHER_ID} -c 3d_tiny -f 0 "
-                  f"-tr BoxTeacherTinyBudgetTrainer -device cpu -chk checkpoint_final.pth "
-                  f"--save_probabilities", env)
-    from nnunet_ts.io.images import read_image
-
-    for case in ("case_006", "case_007"):
+    run(prefix(model.root) + f"nnUNetv2_predict -i {raw / 'imagesTs'} -o {pred} -d {raw.name} -c 3d_tiny -f 0 "
+        f"-tr {model.trainer} -device cpu -chk checkpoint_final.pth --save_probabilities")
+    for case in cases:
         seg, geometry = read_image(pred / f"{case}.nii.gz")
         assert geometry.mismatch(GEOMETRY) is None and set(np.unique(seg)) <= {0, 1}
         probabilities = np.load(pred / f"{case}.npz")["probabilities"]
@@ -254,7 +239,7 @@ def test_stock_train_and_predict_with_box_teacher(teacher_root, tmp_path):
     restricted = tmp_path / "restricted"
     assert main(["restrict-to-box", "--pred", str(pred), "--images", str(raw / "imagesTs"),
                  "--out", str(restricted), "--margin-mm", "0"]) == 0
-    for case in ("case_006", "case_007"):
+    for case in cases:
         box = read_image(raw / "imagesTs" / f"{case}_0001.nii.gz")[0] > 0.5
         seg = read_image(restricted / f"{case}.nii.gz")[0]
         probabilities = np.load(restricted / f"{case}.npz")["probabilities"]

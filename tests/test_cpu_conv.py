@@ -63,13 +63,19 @@ def test_other_inputs_keep_pytorchs_choice():
                                nn.functional.conv3d(x.double(), double.weight, double.bias, padding="same"))
 
 
-def test_every_trainer_of_the_experiment_builds_fast_single_patch_convolutions():
-    # built networks are checked in test_box_teacher and test_dual_decoder_plans (the student's U-Net)
+def test_every_trainer_builds_fast_single_patch_convolutions():
+    # built networks are checked in test_trainers (every class) and test_box_teacher
     from nnunet_ts.nnunet.trainer_mixins import OneDNNSinglePatchMixin
-    from nnunet_ts.trainers import plans_budget_trainers
+    from nnunet_ts.trainers import (
+        baseline_trainers,
+        box_teacher_trainers,
+        dual_decoder_student_trainers,
+        teacher_student_trainers,
+    )
 
-    for name in ("PlansBudgetTrainer", "CTOnlyTeacherPlansBudgetTrainer", "BoxTeacherPlansBudgetTrainer",
-                 "TeacherStudentPlansBudgetTrainer", "DualDecoderStudentPlansBudgetTrainer",
-                 "PlansBudgetTrainer_noSmooth", "TeacherStudentPlansBudgetTrainer_noSmooth",
-                 "DualDecoderStudentPlansBudgetTrainer_noSmooth"):
-        assert OneDNNSinglePatchMixin in getattr(plans_budget_trainers, name).__mro__, name
+    for module, name in ((baseline_trainers, "BaselineTrainer"), (baseline_trainers, "CTOnlyTeacherTrainer"),
+                         (box_teacher_trainers, "BoxTeacherTrainer"),
+                         (teacher_student_trainers, "TeacherStudentTrainer"),
+                         (teacher_student_trainers, "TeacherStudentBaldeonCalistoTrainer"),
+                         (dual_decoder_student_trainers, "DualDecoderStudentTrainer")):
+        assert OneDNNSinglePatchMixin in getattr(module, name).__mro__, name

@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from case_factory import GEOMETRY, SHAPE, make_mask, write_cases
-from nnunet_ts.io.boxes_file import save_rectangles
-from nnunet_ts.io.manifest import read_manifest, write_manifest
+from nnunet_ts.boxes.segbox import segbox_from_mask
 from nnunet_ts.cli.main import main
 from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
 from nnunet_ts.errors import InputError
+from nnunet_ts.io.boxes_file import save_rectangles
 from nnunet_ts.io.images import read_image, write_image
-from nnunet_ts.boxes.segbox import segbox_from_mask
+from nnunet_ts.io.manifest import read_manifest, write_manifest
+from tests.factories.case_factory import GEOMETRY, SHAPE, make_mask, write_cases
 
 
 @pytest.fixture

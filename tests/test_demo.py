@@ -2,19 +2,17 @@
 minimal size (a few tiny cases, a few iterations) through the stock commands, resumed once."""
 import json
 import shutil
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.demo.config import Budget, Cohort, DemoConfig, preset
-from nnunet_ts.demo.report import cell, choose_panel_cases, comparisons
+from nnunet_ts.demo.figures import choose_panel_cases
+from nnunet_ts.demo.report import cell, comparisons
 from nnunet_ts.errors import InputError
-from nnunet_ts.planners.budget_config import TrainingBudget, add_budget_configuration
-
-BIN = Path(sys.executable).parent
+from nnunet_ts.planners.training_settings import TrainingSettings, add_training_configuration
+from tests.factories.stock import requires_nnunet
 
 
 def test_presets_and_budget_override():
@@ -32,17 +30,34 @@ def test_presets_and_budget_override():
         Cohort(1, 4, 2)
 
 
-def test_budget_configuration_is_a_plans_edit(tmp_path):
+def _plans(tmp_path, **source_settings):
     plans = tmp_path / "nnUNetPlans.json"
-    plans.write_text(json.dumps({"configurations": {"3d_fullres": {"patch_size": [8, 8, 8]}}}))
-    added = add_budget_configuration(plans, "demo", "3d_fullres", TrainingBudget(3, 5, 1))
-    assert added == {"inherits_from": "3d_fullres", "nnunet_ts_budget": [3, 5, 1]}
-    add_budget_configuration(plans, "demo", "3d_fullres", TrainingBudget(3, 5, 1))  # same: no-op
+    source = {"patch_size": [8, 8, 8], **({"nnunet_ts": source_settings} if source_settings else {})}
+    plans.write_text(json.dumps({"configurations": {"3d_fullres": source}}))
+    return plans
+
+
+def test_budget_configuration_is_a_plans_edit(tmp_path):
+    plans = _plans(tmp_path)
+    budget = TrainingSettings(budget=(3, 5, 1), mirroring=False, final_validation="except_fold_all")
+    added = add_training_configuration(plans, "demo", "3d_fullres", budget)
+    assert added == {"inherits_from": "3d_fullres", "nnunet_ts": {
+        "budget": [3, 5, 1], "mirroring": False, "final_validation": "except_fold_all"}}
+    add_training_configuration(plans, "demo", "3d_fullres", budget)  # same: no-op
     with pytest.raises(InputError, match="--overwrite"):
-        add_budget_configuration(plans, "demo", "3d_fullres", TrainingBudget(4, 5, 1))
+        add_training_configuration(plans, "demo", "3d_fullres", TrainingSettings(budget=(4, 5, 1)))
     with pytest.raises(InputError, match="no configuration '3d_tiny'"):
-        add_budget_configuration(plans, "x", "3d_tiny", TrainingBudget(1, 1, 1))
-    assert json.loads(plans.read_text())["configurations"]["demo"]["nnunet_ts_budget"] == [3, 5, 1]
+        add_training_configuration(plans, "x", "3d_tiny", TrainingSettings(budget=(1, 1, 1)))
+    with pytest.raises(InputError, match="budget must be"):
+        add_training_configuration(plans, "x", "3d_fullres", TrainingSettings(budget=(0, 1, 1)))
+    assert json.loads(plans.read_text())["configurations"]["demo"]["nnunet_ts"]["budget"] == [3, 5, 1]
+
+
+def test_a_configuration_keeps_the_settings_of_its_source(tmp_path):
+    # nnU-Net resolves inherits_from with a shallow update: the child must carry its source's settings itself
+    plans = _plans(tmp_path, box_loss_weight=0.5, dual_decoder=True)
+    added = add_training_configuration(plans, "demo", "3d_fullres", TrainingSettings(dice_smooth=0.0))
+    assert added["nnunet_ts"] == {"box_loss_weight": 0.5, "dual_decoder": True, "dice_smooth": 0.0}
 
 
 def test_panel_cases_span_tumour_sizes_and_skip_empty_cases():
@@ -81,7 +96,7 @@ def test_demo_help():
     assert exit_info.value.code == 0
 
 
-@pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None, reason="nnU-Net not installed")
+@requires_nnunet
 def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     from nnunet_ts.demo.pipeline import MODELS, Demo, run_demo, summary_lines
 

@@ -6,12 +6,20 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from dicom_factory import (PET_STORAGE, SeriesSpec, ellipse_contours, rotation, write_rtstruct,
-                           write_secondary_capture, write_series, write_voc)
 from nnunet_ts.dataset_conversion.common import ConversionOptions
-from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, rasterise_rtstruct, read_ct
 from nnunet_ts.errors import InputError
+from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, rasterise_rtstruct, read_ct
 from nnunet_ts.io.images import read_image
+from tests.factories.dicom_factory import (
+    PET_STORAGE,
+    SeriesSpec,
+    ellipse_contours,
+    rotation,
+    write_rtstruct,
+    write_secondary_capture,
+    write_series,
+    write_voc,
+)
 
 SHAPE = (16, 40, 48)  # z, y, x
 

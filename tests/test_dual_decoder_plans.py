@@ -6,14 +6,17 @@ import math
 
 import pytest
 import torch
+from test_env_and_tiny_plans import FULLRES
 
+from nnunet_ts.boxes.segbox import SEGBOX_MODES
 from nnunet_ts.cli.main import main
 from nnunet_ts.cli.plan_dual import SEGBOX_CHOICES
 from nnunet_ts.errors import InputError
 from nnunet_ts.planners.dual_decoder_plans import (
-    DualDecoderSettings, add_dual_decoder_configuration, dual_decoder_settings)
-from nnunet_ts.boxes.segbox import SEGBOX_MODES
-from test_env_and_tiny_plans import FULLRES
+    DualDecoderSettings,
+    add_dual_decoder_configuration,
+    dual_decoder_settings,
+)
 
 DATASET = "Dataset901_T"
 DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": 0,

@@ -9,69 +9,44 @@ import json
 import os
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dual_factory import plan_dual_student_dataset
+from tests.conftest import DUAL_ID as DATASET_ID
+from tests.conftest import DUAL_NAME as NAME
+from tests.factories.stock import prefix, requires_nnunet, run
+from tests.factories.trainers import make_trainer
 
-DATASET_ID = 908
-NAME = "Dual"
-TARGET_SPACING = [2.0, 1.0, 1.0]
-TINY = "DualDecoderStudentTinyBudgetTrainer"
-BIN = Path(sys.executable).parent
-
-
-def _env(root: Path) -> dict:
-    return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-
-
-@pytest.fixture(scope="module")
-def dual_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dual")
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in _env(root).items():
-            mp.setenv(k, v)
-            Path(v).mkdir()
-        plan_dual_student_dataset(root, DATASET_ID, NAME, TARGET_SPACING)
-    return root
+TRAINER, CONFIG = "DualDecoderStudentTrainer", "3d_tiny_dual_budget"
 
 
 @pytest.fixture
-def dual_env(dual_root, monkeypatch):
-    for k, v in _env(dual_root).items():
-        monkeypatch.setenv(k, v)
+def dual_env(dual_root, in_root, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    return dual_root
+    return in_root(dual_root)
 
 
 def _preprocessed(root: Path) -> Path:
     return root / "nnUNet_preprocessed" / f"Dataset{DATASET_ID}_{NAME}"
 
 
-def _trainer(name: str = "DualDecoderStudentTrainer"):
-    import nnunet_ts.trainers.dual_decoder_student_trainers as trainers
+def _trainer(settings: dict | None = None):
+    from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer
 
-    pre = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{DATASET_ID}_{NAME}"
-    plans = json.loads((pre / "nnUNetPlans.json").read_text())
-    plans["continue_training"] = False  # what nnUNetv2_train adds (nnU-Net 2.8.1)
-    trainer = getattr(trainers, name)(plans, "3d_tiny", 0, json.loads((pre / "dataset.json").read_text()),
-                                      device=torch.device("cpu"))
-    trainer.initialize()
-    return trainer
+    return make_trainer(DualDecoderStudentTrainer,
+                        Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{DATASET_ID}_{NAME}", settings=settings)
 
 
 def test_segbox_targets_on_the_preprocessed_grid(dual_env):
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
     from scipy import ndimage
 
-    from nnunet_ts.io.images import read_image
-    from nnunet_ts.errors import InputError
     from nnunet_ts.dual_decoder.segbox_targets import ensure_segbox_targets, segbox_target_file
+    from nnunet_ts.errors import InputError
+    from nnunet_ts.io.images import read_image
 
     trainer = _trainer()
     dataset_tr, _ = trainer.get_tr_and_val_datasets()
@@ -116,7 +91,7 @@ def _dilate(mask: torch.Tensor) -> torch.Tensor:
 
 
 def test_batches_carry_a_binary_augmented_segbox_that_contains_strong_masks(dual_env):
-    trainer = _trainer("DualDecoderStudentTrainer")  # mirroring and every augmentation on
+    trainer = _trainer()  # mirroring and every augmentation on
     loader, val_loader = trainer.get_dataloaders()
     seen = {"strong": 0, "pseudo": 0}
     for _ in range(6):
@@ -164,34 +139,6 @@ def test_gradients_reach_the_box_decoder_only_from_the_box_loss(dual_env):
         torch.testing.assert_close(trainer.loss(output, batch["target"]), seg + box)
 
 
-@pytest.mark.parametrize("name, budget, mirroring", [
-    ("DualDecoderStudentTrainer", (1000, 250, 50), True),
-    ("DualDecoderStudentTrainer_noSmooth", (1000, 250, 50), True),
-    ("DualDecoderStudentTinyBudgetTrainer", (2, 4, 2), False),
-    ("DualDecoderStudentShortBudgetTrainer", (25, 20, 5), False),
-])
-def test_every_dual_student_trainer_is_found_built_and_steps(dual_env, monkeypatch, name, budget, mirroring):
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    from nnunet_ts.cli.env import trainers_dir
-    from nnunet_ts.dual_decoder.network import DualDecoderUNet
-
-    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
-    assert recursive_find_trainer_class_by_name(name).__name__ == name
-    trainer = _trainer(name)
-    assert isinstance(trainer.network, DualDecoderUNet)
-    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
-    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
-    smooth = 0.0 if name.endswith("_noSmooth") else 1e-5  # segmentation and segbox Dice alike
-    assert trainer.student_loss.dice.smooth == trainer.loss.box_loss.loss.dice.smooth == smooth
-    trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
-    assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
-    trainer.network.train()
-    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
-    trainer.network.eval()
-    assert np.isfinite(trainer.validation_step(next(trainer.dataloader_val))["loss"])
-
-
 class _SegmentationPath(torch.nn.Module):
     """The dual network's encoder + segmentation decoder, nothing else."""
 
@@ -203,29 +150,22 @@ class _SegmentationPath(torch.nn.Module):
         return self.decoder(self.encoder(x))
 
 
-def _run(cmd: str, env: dict, **extra_env) -> str:
-    result = subprocess.run(["bash", "-c", cmd], env={**env, **extra_env}, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-@pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None, reason="nnU-Net not installed")
+@requires_nnunet
 def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(dual_env, tmp_path, monkeypatch):
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
-    from nnunet_ts.cli.env import trainers_dir
     from nnunet_ts.dual_decoder.network import DualDecoderUNet
+    from nnunet_ts.nnunet.paths import trainers_dir
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
-    prefix = f'eval "$(nnunet_ts env --root {dual_env})" && '
-    # the configuration plan-dual adds (lambda 0.5, per-slice segboxes, the paper's full box decoder), trained by
-    # the stock command; the predictor below builds the same network from the plans to load the checkpoint
-    _run(prefix + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --box-loss-weight 0.5 --segbox-mode per_slice "
-                  f"--box-decoder-convs full "
-                  f"&& nnUNetv2_train {DATASET_ID} 3d_tiny_dual 0 -tr {TINY} -device cpu", env, nnUNet_n_proc_DA="0")
-    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TINY}__nnUNetPlans__3d_tiny_dual"
+    # the configuration plan-dual adds (lambda 0.5, per-slice segboxes, the paper's full box decoder), with a tiny
+    # budget on top, trained by the stock command; the predictor below builds the same network from the plans
+    # to load the checkpoint
+    run(prefix(dual_env) + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --box-loss-weight 0.5 "
+        f"--segbox-mode per_slice --box-decoder-convs full && nnunet_ts budget-config -d {DATASET_ID} "
+        f"-c {CONFIG} --source 3d_tiny_dual --epochs 2 --iterations 4 --val-iterations 2 && "
+        f"nnUNetv2_train {DATASET_ID} {CONFIG} 0 -tr {TRAINER} -device cpu", nnUNet_n_proc_DA="0")
+    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"{TRAINER}__nnUNetPlans__{CONFIG}"
     assert (model / "fold_0" / "checkpoint_final.pth").is_file()
     log = "".join(p.read_text() for p in (model / "fold_0").glob("training_log_*.txt"))
     assert "box_loss_weight (lambda) 0.5, segbox_mode 'per_slice', box decoder convolutions per stage as the " \
@@ -238,8 +178,8 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     inputs, pred = tmp_path / "in", tmp_path / "pred"
     inputs.mkdir()
     shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
-    _run(prefix + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c 3d_tiny_dual -f 0 -tr {TINY} "
-                  f"-device cpu -chk checkpoint_final.pth", env)
+    run(prefix(dual_env) + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c {CONFIG} -f 0 "
+        f"-tr {TRAINER} -device cpu -chk checkpoint_final.pth")
     assert (pred / "case_005.nii.gz").is_file()
 
     monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))  # the predictor looks the trainer up

@@ -4,9 +4,10 @@ import os
 import numpy as np
 import pytest
 
-from nnunet_ts.cli.env import env_lines, trainers_dir
+from nnunet_ts.cli.env import env_lines
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
+from nnunet_ts.nnunet.paths import trainers_dir
 from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
 
 # The 3d_fullres configuration nnU-Net 2.8.1 plans for a 16x32x32 dataset at (3, 1.5, 1.5) mm.
@@ -99,9 +100,11 @@ def test_tiny_plans_refuses_to_replace_or_invent(plans_file):
 
 
 def trainer_arguments() -> dict:
-    plans = {"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans", "original_median_spacing_after_transp": [3, 1.5, 1.5],
+    plans = {"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans",
+             "original_median_spacing_after_transp": [3, 1.5, 1.5],
              "image_reader_writer": "SimpleITKIO", "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
-             "configurations": {"3d_fullres": FULLRES}, "experiment_planner_used": "ExperimentPlanner",
+             "configurations": {"3d_fullres": {**FULLRES, "nnunet_ts": {"budget": [25, 20, 5], "mirroring": False}}},
+             "experiment_planner_used": "ExperimentPlanner",
              "label_manager": "LabelManager", "foreground_intensity_properties_per_channel": {},
              "continue_training": False}  # nnU-Net 2.8.1 run_training adds this key
     dataset_json = {"channel_names": {"0": "CT", "1": "noNorm"}, "labels": {"background": 0, "tumour": 1},
@@ -117,9 +120,10 @@ def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch, tmp_path):
     monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
     for var in ("nnUNet_preprocessed", "nnUNet_results"):
         monkeypatch.setenv(var, str(tmp_path / var))
-    for name in ("TinyBudgetTrainer", "ShortBudgetTrainer"):
+    for name in ("BaselineTrainer", "BoxTeacherTrainer", "TeacherStudentTrainer", "DualDecoderStudentTrainer"):
         cls = recursive_find_trainer_class_by_name(name)
         assert cls.__name__ == name
+    cls = recursive_find_trainer_class_by_name("BaselineTrainer")  # the budget and mirroring from the plans
     trainer = cls(**trainer_arguments())
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (25, 20, 5)
     assert trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[3] is None
@@ -127,4 +131,4 @@ def test_our_trainers_are_found_by_nnunet_lookup(monkeypatch, tmp_path):
     assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
     monkeypatch.delenv("nnUNet_extTrainer")
     with pytest.raises(RuntimeError, match="nnUNet_extTrainer"):
-        recursive_find_trainer_class_by_name("TinyBudgetTrainer")
+        recursive_find_trainer_class_by_name("BaselineTrainer")

@@ -5,11 +5,24 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from nnunet_ts.io.images import Geometry
-from nnunet_ts.datasets.lung_crop import (LEFT, RIGHT, CropPlan, LungCrop, LungMask, LungMaskFallbackWarning,
-                                 classical_lung_mask, compute_lung_mask, crop_array, crop_geometry,
-                                 crop_rectangles, lungmask_weights, paste_back, plan_crops)
 from nnunet_ts.boxes.segbox import SliceRectangle, rectangles_to_segbox, slice_rectangles
+from nnunet_ts.datasets.lung_crop import (
+    LEFT,
+    RIGHT,
+    CropPlan,
+    LungCrop,
+    LungMask,
+    LungMaskFallbackWarning,
+    classical_lung_mask,
+    compute_lung_mask,
+    crop_array,
+    crop_geometry,
+    crop_rectangles,
+    lungmask_weights,
+    paste_back,
+    plan_crops,
+)
+from nnunet_ts.io.images import Geometry
 from nnunet_ts.synth import SynthConfig, generate_case
 
 ROTATED = tuple(sitk.VersorRigid3DTransform((0.1, 0.05, 0.2, 0.97)).GetMatrix())  # a proper rotation

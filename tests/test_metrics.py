@@ -10,8 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from nnunet_ts.evaluation.metrics import (CASE_METRIC_NAMES, CaseMetrics, EvaluationSettings, case_metrics,
-                               summarize)
+from nnunet_ts.evaluation.metrics import CASE_METRIC_NAMES, CaseMetrics, EvaluationSettings, case_metrics, summarize
 
 SHAPE = (20, 20, 20)
 ISO = (1.0, 1.0, 1.0)

@@ -1,47 +1,24 @@
-"""``nnunet_ts predict`` with a tiny model trained with nnU-Net (tests/tiny_model.py, ~30-50 s on 2 CPUs):
+"""``nnunet_ts predict`` with a tiny model trained with nnU-Net (the session's ``ct_model``, tests/conftest.py):
 the output has the input's exact geometry, for NIfTI and DICOM inputs, masks and probabilities."""
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from case_factory import write_cases
-from dicom_factory import SeriesSpec, rotation, write_series
 from nnunet_ts.cli.main import main
 from nnunet_ts.synth import SynthConfig, generate_case
+from tests.factories.dicom_factory import SeriesSpec, rotation, write_series
+from tests.factories.stock import requires_nnunet
 
-BIN = Path(sys.executable).parent
-pytestmark = pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None,
-                                reason="nnU-Net not installed")
-
-
-def run(cmd: str, env: dict) -> None:
-    result = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
+pytestmark = requires_nnunet
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A CT-only (student-form) model: 6 cases, tiny plans, TinyBudgetTrainer (2 x 4 iterations)."""
-    from nnunet_ts.io.manifest import read_manifest
-    from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
-
-    tmp = tmp_path_factory.mktemp("model")
-    root = tmp / "nn"
-    records = read_manifest(write_cases(tmp / "cases", n_strong=6, n_weak=0))
-    write_dataset(records, DatasetSpec("student", 931, "Pred", num_folds=2), root / "nnUNet_raw")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
-    script = Path(__file__).with_name("tiny_model.py")
-    run(f'eval "$(nnunet_ts env --root {root})" && {sys.executable} {script} 931', env)
-    folder = root / "nnUNet_results" / "Dataset931_Pred" / "TinyBudgetTrainer__nnUNetPlans__3d_tiny"
-    assert (folder / "fold_0" / "checkpoint_final.pth").is_file()
-    return folder
+def model(ct_model) -> Path:
+    """A CT-only (student-form) model: 6 cases, tiny plans, BaselineTrainer (2 x 4 iterations)."""
+    assert (ct_model.folder / "fold_0" / "checkpoint_final.pth").is_file()
+    return ct_model.folder
 
 
 @pytest.fixture(scope="module")

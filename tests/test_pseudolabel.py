@@ -1,67 +1,30 @@
 """The pseudo-label step on a tiny CPU teacher: the dataset it writes, its soft targets against
 nnU-Net's predictor, resume after a kill, shards + merge, and the errors that write nothing."""
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from case_factory import SHAPE, write_cases
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
 from nnunet_ts.io.images import read_image, write_image
 from nnunet_ts.pseudolabel.roi import box_regions
+from tests.factories.case_factory import SHAPE
+from tests.factories.stock import prefix, run
 
-BIN = Path(sys.executable).parent
-TEACHER_ID, STUDENT_ID, WEAK_ID = 911, 912, 913
-TRAINER = "BoxTeacherTinyBudgetTrainer"
-
-
-def _run(cmd: str, env: dict) -> str:
-    result = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-def _shell_env(root: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
-    return env
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    """Teacher, student and weak datasets of hand-made cases, and a teacher trained on 2 folds."""
-    root = tmp_path_factory.mktemp("pseudolabel")
-    write_cases(root / "cases", n_strong=6, n_weak=4, n_test=0)
-    with pytest.MonkeyPatch.context() as mp:
-        for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-            mp.setenv(v, str(root / v))
-            (root / v).mkdir()
-        for kind, did, name in (("teacher", TEACHER_ID, "T"), ("student", STUDENT_ID, "S"),
-                                ("weak", WEAK_ID, "W")):
-            assert main(["dataset", kind, "--cases", str(root / "cases"), "-d", str(did), "-n", name]) == 0
-        assert main(["plan-teacher", "-d", str(TEACHER_ID), "-np", "1"]) == 0
-        assert main(["tiny-plans", "-d", str(TEACHER_ID), "--patch", "16", "32", "32"]) == 0
-    prefix = f'eval "$(nnunet_ts env --root {root})" && nnUNet_n_proc_DA=0 '
-    for fold in (0, 1):
-        _run(prefix + f"nnUNetv2_train {TEACHER_ID} 3d_tiny {fold} -tr {TRAINER} -device cpu", _shell_env(root))
-    return root
+TEACHER_ID, STUDENT_ID, WEAK_ID = 911, 912, 913  # the session's box_teacher_model (tests/conftest.py)
 
 
 @pytest.fixture
-def env(root, monkeypatch):
-    for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):
-        monkeypatch.setenv(v, str(root / v))
-    return root
+def env(box_teacher_model, in_root):
+    """Teacher, student and weak datasets of hand-made cases, and a teacher trained on 2 folds."""
+    return in_root(box_teacher_model.root)
 
 
 def _teacher(root: Path) -> Path:
-    return root / "nnUNet_results" / f"Dataset{TEACHER_ID}_T" / f"{TRAINER}__nnUNetPlans__3d_tiny"
+    return root / "nnUNet_results" / f"Dataset{TEACHER_ID}_T" / "BoxTeacherTrainer__nnUNetPlans__3d_tiny"
 
 
 def _args(root: Path, did: int, *extra: str, folds=("0", "1")) -> list[str]:
@@ -138,8 +101,8 @@ def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(
 
 
 def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
-    from nnunet_ts.pseudolabel.teacher import sha256
     from nnunet_ts.datasets.student import read_sources
+    from nnunet_ts.pseudolabel.teacher import sha256
 
     assert main(_args(env, 921)) == 0
     folder = _dataset(env, 921)
@@ -162,9 +125,8 @@ def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
         np.testing.assert_array_equal(segbox, weak_box)
     report = (folder / "pseudolabel_quality.csv").read_text().splitlines()
     assert report[0].startswith("case_id,predicted_volume_mm3") and len(report) == 5
-    assert not (env / "nnUNet_raw" / f".Dataset921_P921.pseudolabel").exists()
-    _run(f'eval "$(nnunet_ts env --root {env})" && nnUNetv2_plan_and_preprocess -d 921 -c 3d_fullres '
-         f"-np 1 --verify_dataset_integrity", _shell_env(env))
+    assert not (env / "nnUNet_raw" / ".Dataset921_P921.pseudolabel").exists()
+    run(prefix(env) + "nnUNetv2_plan_and_preprocess -d 921 -c 3d_fullres -np 1 --verify_dataset_integrity")
 
 
 def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
@@ -181,8 +143,8 @@ def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
         torch.set_num_threads(threads)
     pred = tmp_path / "pred"
     weak_images = env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs"
-    _run(f'eval "$(nnunet_ts env --root {env})" && nnUNetv2_predict -i {weak_images} -o {pred} '
-         f"-d {TEACHER_ID} -c 3d_tiny -f 0 -tr {TRAINER} -device cpu --save_probabilities", _shell_env(env))
+    run(prefix(env) + f"nnUNetv2_predict -i {weak_images} -o {pred} "
+        f"-d {TEACHER_ID} -c 3d_tiny -f 0 -tr BoxTeacherTrainer -device cpu --save_probabilities")
     for i in range(6, 10):
         case = f"case_{i:03d}"
         soft, _ = read_image(_dataset(env, 922) / "softTargetsTr" / f"{case}.nii.gz")

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from nnunet_ts.boxes.segbox import (SliceRectangle, label_lesions, lesion_boxes_3d, rectangles_to_segbox,
-                              segbox_from_mask, segbox_from_rectangles, slice_rectangles)
+from nnunet_ts.boxes.segbox import (
+    SliceRectangle,
+    label_lesions,
+    lesion_boxes_3d,
+    rectangles_to_segbox,
+    segbox_from_mask,
+    segbox_from_rectangles,
+    slice_rectangles,
+)
 
 
 def two_lesions_one_slice() -> np.ndarray:

@@ -46,7 +46,7 @@ def test_equals_nnunet_with_deep_supervision():
     outputs, labels = [s[0] for s in scales], [s[1] for s in scales]
     expected = _nnunet_loss(True, True)(outputs, labels)
     ours = DeepSupervisionWrapper(SoftTargetLoss(batch_dice=True), [4 / 7, 2 / 7, 1 / 7])
-    got = ours(outputs, [soft_one_hot(l.float()) for l in labels])
+    got = ours(outputs, [soft_one_hot(label.float()) for label in labels])
     assert abs(got.item() - expected.item()) < 1e-5
 
 

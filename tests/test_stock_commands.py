@@ -1,13 +1,12 @@
-"""The runner behind `nnunet_ts demo` and scripts/teacher_experiment.py: environment, logs, failures."""
+"""The runner behind `nnunet_ts demo` and scripts/experiments/teacher_experiment.py: environment, logs, failures."""
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from nnunet_ts.cli.env import trainers_dir
-from nnunet_ts.nnunet.stock_commands import (TRAINING_ONLY, CommandFailed, CommandRunner, _EPOCH,
-                                      nnunet_environment)
+from nnunet_ts.nnunet.paths import trainers_dir
+from nnunet_ts.nnunet.stock_commands import _EPOCH, TRAINING_ONLY, CommandFailed, CommandRunner, nnunet_environment
 
 
 def test_environment_points_nnunet_at_one_root_and_finds_our_trainers(tmp_path):

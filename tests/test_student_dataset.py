@@ -5,12 +5,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from case_factory import GEOMETRY
+from nnunet_ts.datasets.student import StudentCase, read_sources, write_student_dataset
 from nnunet_ts.errors import InputError
 from nnunet_ts.io.images import Geometry, read_image, write_image
-from nnunet_ts.student.soft_data import StackedSoftChannel, source_weighted_identifiers
-from nnunet_ts.datasets.student import StudentCase, read_sources, write_student_dataset
-from student_factory import soft_target_of, write_student_cases
+from nnunet_ts.nnunet.seg_channel_dataset import StackedChannel
+from nnunet_ts.student.soft_data import source_weighted_identifiers
+from tests.factories.case_factory import GEOMETRY
+from tests.factories.student_factory import soft_target_of, write_student_cases
 
 
 def test_layout_sources_and_derived_pseudo_masks(tmp_path):
@@ -95,7 +96,7 @@ def test_stacked_soft_channel_crops_like_the_mask():
 
     seg = (np.arange(4 * 5 * 6).reshape(1, 4, 5, 6) % 3 == 0).astype(np.int16)
     soft = np.arange(4 * 5 * 6, dtype=np.uint8).reshape(4, 5, 6) + 100  # up to 219: beyond int8
-    stacked = StackedSoftChannel(seg, soft)
+    stacked = StackedChannel(seg, soft)
     assert stacked.shape == (2, 4, 5, 6)
     bbox = [[-1, 3], [1, 4], [2, 8]]  # partly outside: padded with -1, as nnU-Net pads the mask
     patch = crop_and_pad_nd(stacked, bbox, -1, cast_cropped_to=np.int16)
@@ -103,4 +104,4 @@ def test_stacked_soft_channel_crops_like_the_mask():
     np.testing.assert_array_equal(patch[:1], crop_and_pad_nd(seg, bbox, -1))
     np.testing.assert_array_equal(patch[1], crop_and_pad_nd(soft.astype(np.int16), bbox, -1))
     with pytest.raises(ValueError, match="preprocess the soft targets again"):
-        StackedSoftChannel(seg, soft[:3])
+        StackedChannel(seg, soft[:3])

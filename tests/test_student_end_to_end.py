@@ -1,47 +1,37 @@
 """The student through the stock nnU-Net commands: plan, train (soft targets made at start), continue,
 validate with probabilities, predict. Real subprocesses, tiny budgets (~2-3 min on a 2-core CPU)."""
 import json
-import os
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
-import pytest
 
-from case_factory import GEOMETRY
-from nnunet_ts.io.images import read_image
 from nnunet_ts.datasets.student import write_student_dataset
-from student_factory import write_student_cases
+from nnunet_ts.io.images import read_image
+from tests.factories.case_factory import GEOMETRY
+from tests.factories.stock import TINY, requires_nnunet, stock_env
+from tests.factories.stock import prefix as stock_prefix
+from tests.factories.stock import run as _run
+from tests.factories.student_factory import write_student_cases
 
-BIN = Path(sys.executable).parent
 STUDENT_ID = 907
-TRAINER = "TeacherStudentTinyBudgetTrainer"
+TRAINER = "TeacherStudentTrainer"
 
 
-def _run(cmd: str, env: dict, **extra_env) -> str:
-    result = subprocess.run(["bash", "-c", cmd], env={**env, **extra_env}, capture_output=True, text=True)
-    assert result.returncode == 0, f"{cmd}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
-@pytest.mark.skipif(shutil.which("nnUNetv2_train", path=str(BIN)) is None, reason="nnU-Net not installed")
+@requires_nnunet
 def test_student_trains_validates_and_predicts_with_stock_commands(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("nnUNet_")}
-    env.update(PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", nnUNet_def_n_proc="1")
+    env = stock_env()
     root = tmp_path / "nn"
-    prefix = f'eval "$(nnunet_ts env --root {root})" && '
+    prefix = stock_prefix(root)
     _run(prefix + "true", env)  # creates the three folders
     cases = write_student_cases(tmp_path / "cases", n_strong=4, n_pseudo=4)
     raw = write_student_dataset(cases, STUDENT_ID, "StudentE2E", root / "nnUNet_raw", num_folds=2)
     _run(prefix + f"nnUNetv2_plan_and_preprocess -d {STUDENT_ID} -c 3d_fullres -np 1 "
                   f"--verify_dataset_integrity", env)
-    _run(prefix + f"nnunet_ts tiny-plans -d {STUDENT_ID} --patch 16 32 32", env)
+    _run(prefix + f"nnunet_ts tiny-plans -d {STUDENT_ID} {TINY}", env)
 
     train = prefix + f"nnUNetv2_train {STUDENT_ID} 3d_tiny 0 -tr {TRAINER} -device cpu"
     log = _run(train + " --npz", env, nnUNet_n_proc_DA="0")
-    assert f"Using trainer '{TRAINER}'" in log or TRAINER in log
+    assert f"Using trainer '{TRAINER}'" in log
     data = root / "nnUNet_preprocessed" / raw.name / "nnUNetPlans_3d_fullres"
     # the trainer made the soft targets of the pseudo cases it uses (fold 0: train + val)
     splits = json.loads((raw / "splits_final.json").read_text())[0]

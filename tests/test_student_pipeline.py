@@ -11,37 +11,19 @@ import numpy as np
 import pytest
 import torch
 
-from case_factory import GEOMETRY
 from nnunet_ts.cli.main import main
-from student_factory import plan_student_dataset
+from tests.conftest import STUDENT_ID
+from tests.factories.case_factory import GEOMETRY
+from tests.factories.trainers import make_trainer
 
-STUDENT_ID = 906
-TARGET_SPACING = [2.0, 1.0, 1.0]
-N_STRONG, N_PSEUDO, CROPPED_CASE = 4, 4, 5
+N_STRONG, N_PSEUDO, CROPPED_CASE = 4, 4, 5  # the session's student_root (tests/conftest.py)
 PSEUDO = [f"case_{i:03d}" for i in range(N_STRONG, N_STRONG + N_PSEUDO)]
 
 
-def _env(root: Path) -> dict:
-    return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-
-
-@pytest.fixture(scope="module")
-def student_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("student")
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in _env(root).items():
-            mp.setenv(k, v)
-            Path(v).mkdir()
-        plan_student_dataset(root, STUDENT_ID, "Soft", N_STRONG, N_PSEUDO, TARGET_SPACING, CROPPED_CASE)
-    return root
-
-
 @pytest.fixture
-def student_env(student_root, monkeypatch):
-    for k, v in _env(student_root).items():
-        monkeypatch.setenv(k, v)
+def student_env(student_root, in_root, monkeypatch):
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
-    return student_root
+    return in_root(student_root)
 
 
 def _preprocessed(root: Path) -> Path:
@@ -96,17 +78,11 @@ def test_preprocessed_soft_targets_match_an_independent_linear_resampling(studen
     assert preprocess_dataset_soft_targets(_preprocessed(student_env), raw, "3d_fullres")[1] == []
 
 
-def _trainer(trainer_name: str = "TeacherStudentTrainer", configuration: str = "3d_tiny"):
+def _trainer(trainer_name: str = "TeacherStudentTrainer", settings: dict | None = None):
     import nnunet_ts.trainers.teacher_student_trainers as trainers
 
     pre = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{STUDENT_ID}_Soft"
-    plans = json.loads((pre / "nnUNetPlans.json").read_text())
-    plans["continue_training"] = False  # what nnUNetv2_train adds (nnU-Net 2.8.1)
-    trainer = getattr(trainers, trainer_name)(plans, configuration, 0,
-                                              json.loads((pre / "dataset.json").read_text()),
-                                              device=torch.device("cpu"))
-    trainer.initialize()
-    return trainer
+    return make_trainer(getattr(trainers, trainer_name), pre, settings=settings)
 
 
 def _training_pipeline(trainer):
@@ -208,7 +184,7 @@ def test_all_augmentations_keep_the_target_soft_and_aligned_with_the_hard_mask(s
 
 
 def test_loader_batches_carry_probabilities_with_area_averaged_deep_supervision(student_env):
-    trainer = _trainer("TeacherStudentTinyBudgetTrainer")
+    trainer = _trainer(settings={"budget": [2, 4, 2], "mirroring": False})
     loader, val_loader = trainer.get_dataloaders()
     seen = {"strong": 0, "pseudo": 0}
     for _ in range(6):
@@ -248,36 +224,11 @@ def test_train_and_validation_step_tell_the_loss_the_sources(student_env):
 
 
 def test_balanced_trainer_draws_strong_and_pseudo_one_to_one(student_env):
-    trainer = _trainer("TeacherStudentBalancedTrainer")
+    trainer = _trainer(settings={"strong_fraction": 0.5})
     dataset_tr, _ = trainer.get_tr_and_val_datasets()
     drawn = dataset_tr.identifiers
     strong = sum(trainer.sources[i] == "strong" for i in drawn)
     assert strong * 2 == len(drawn)
-
-
-@pytest.mark.parametrize("name, budget, mirroring", [
-    ("TeacherStudentTrainer", (1000, 250, 50), True),
-    ("TeacherStudentBaldeonCalistoTrainer", (1000, 250, 50), True),
-    ("TeacherStudentBalancedTrainer", (1000, 250, 50), True),
-    ("TeacherStudentTrainer_noSmooth", (1000, 250, 50), True),
-    ("TeacherStudentTinyBudgetTrainer", (2, 4, 2), False),
-    ("TeacherStudentShortBudgetTrainer", (25, 20, 5), False),
-])
-def test_every_student_trainer_is_found_built_and_steps(student_env, monkeypatch, name, budget, mirroring):
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    from nnunet_ts.cli.env import trainers_dir
-
-    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
-    assert recursive_find_trainer_class_by_name(name).__name__ == name
-    trainer = _trainer(name)
-    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == budget
-    assert set(trainer.my_init_kwargs) == {"plans", "configuration", "fold", "dataset_json", "device"}
-    assert trainer.student_loss.dice.smooth == (0.0 if name.endswith("_noSmooth") else 1e-5)
-    trainer.dataloader_train, _ = trainer.get_dataloaders()
-    assert (trainer.inference_allowed_mirroring_axes is not None) == mirroring
-    trainer.network.train()
-    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
 
 
 def test_without_sources_every_case_is_strong(student_env):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nnunet_ts.io.boxes_file import load_rectangles
-from nnunet_ts.io.manifest import read_manifest
-from nnunet_ts.errors import InputError
-from nnunet_ts.io.images import read_image
 from nnunet_ts.boxes.segbox import rectangles_to_segbox, slice_rectangles
+from nnunet_ts.errors import InputError
+from nnunet_ts.io.boxes_file import load_rectangles
+from nnunet_ts.io.images import read_image
+from nnunet_ts.io.manifest import read_manifest
 from nnunet_ts.synth import SynthConfig, case_seed, generate_case, write_cohort
 from nnunet_ts.synth import writer as synth_writer
 from nnunet_ts.synth.anatomy import Tissue

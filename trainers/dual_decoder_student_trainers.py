@@ -1,4 +1,4 @@
-"""The dual-output student: one encoder, a segmentation decoder and a segbox decoder (METHOD, DO student).
+"""The dual-output student: one encoder, a segmentation decoder and a segbox decoder (``docs/method.md``, "Students").
 
 ``DualDecoderStudentTrainer`` is ``TeacherStudentTrainer`` (soft-label student on a student dataset)
 with a second, fully separate decoder that predicts the segbox (one convolution per stage by default,
@@ -15,28 +15,26 @@ segmentation decoder); each change in one hook:
   (``segbox_data``), made now if missing or stale (``segbox_targets.ensure_segbox_targets``): derived
   from the mask for strong cases, the real annotated boxes (``segboxesTr``) for pseudo cases.
   Validation loads as the single-output student's (the segbox decoder is not validated);
-* ``get_training_transforms``: the student's pipeline with the segbox carried as a regression target
+* ``edit_training_pipeline``: the student's pipeline with the segbox carried as a regression target
   (moved with the CT, never intensity-augmented, thresholded back to 0/1, nearest-downsampled per
   deep-supervision scale); the target becomes [foreground probability, segbox] per scale;
 * ``_build_loss``: the student's loss + ``box_loss_weight`` * (soft Dice + BCE on sigmoid box logits),
   with nnU-Net's scale weights for both (``segbox_loss.DualDecoderLoss``).
 
-Variants: ``DualDecoderStudentTrainer_noSmooth`` (Dice smooth 0 in both decoders' losses, as
-``TeacherStudentTrainer_noSmooth``) and, with fixed small budgets and no mirroring,
-``DualDecoderStudentTinyBudgetTrainer`` (2, 4, 2) and ``DualDecoderStudentShortBudgetTrainer`` (25, 20, 5).
+Budget, mirroring and Dice smooth (both decoders' losses) come from the configuration
+(``planners.training_settings``), as for the single-output student.
 """
 from pathlib import Path
 
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 
-from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 from nnunet_ts.dual_decoder.network import DualDecoderUNet
-from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
 from nnunet_ts.dual_decoder.segbox_loss import DualDecoderLoss, SegboxLoss
 from nnunet_ts.dual_decoder.segbox_target_transforms import carry_segbox_target
-from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoMirroringMixin
-from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer, TeacherStudentTrainer_noSmooth
+from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
+from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 
 
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
@@ -99,24 +97,6 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
                               log=self.print_to_log_file)
         return SegboxTargetDataset(dataset_tr), dataset_val
 
-    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
-                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
-                                foreground_labels=None, regions=None, ignore_label=None):
-        return carry_segbox_target(super().get_training_transforms(
-            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
-            use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
-            foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label))
-
-
-class DualDecoderStudentTrainer_noSmooth(DualDecoderStudentTrainer):
-    """Dice smooth 0 in the segmentation and the segbox loss (see ``TeacherStudentTrainer_noSmooth``)."""
-
-    loss_config = TeacherStudentTrainer_noSmooth.loss_config
-
-
-class DualDecoderStudentTinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, DualDecoderStudentTrainer):
-    budget = (2, 4, 2)
-
-
-class DualDecoderStudentShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, DualDecoderStudentTrainer):
-    budget = (25, 20, 5)
+    def edit_training_pipeline(self, pipeline, deep_supervision_scales, use_mask_for_norm):
+        return carry_segbox_target(super().edit_training_pipeline(pipeline, deep_supervision_scales,
+                                                                  use_mask_for_norm))

@@ -1,50 +1,52 @@
-"""The soft-label student: CT in, trained on human masks and the teacher's probabilities (METHOD step 4).
+"""The soft-label student: CT in, trained on human masks and the teacher's probabilities.
 
-``TeacherStudentTrainer`` is nnU-Net's default trainer on a student dataset
-(``nnunet_ts.datasets.student``), with the target made soft end to end, each change in one hook:
+(``docs/method.md``, "Students".) ``TeacherStudentTrainer`` is nnU-Net's default trainer on a student
+dataset (``nnunet_ts.datasets.student``), with the target made soft end to end, each change in one hook:
 
 * ``get_tr_and_val_datasets``: pseudo cases load with their preprocessed soft target as a second
   segmentation channel (made now if missing or stale: ``soft_targets.ensure_soft_targets``); optionally
-  strong and pseudo cases are drawn at ``strong_fraction`` (default None: the plain union, as the
+  strong and pseudo cases are drawn at the setting ``strong_fraction`` (default: the plain union, as the
   paper);
-* ``get_training_transforms`` / ``get_validation_transforms``: nnU-Net's pipelines with the soft
+* ``edit_training_pipeline`` / ``get_validation_transforms``: nnU-Net's pipelines with the soft
   target carried as ``regression_target`` (interpolated, mirrored, never intensity-augmented) and
   turned into a foreground-probability target at every deep-supervision scale (area-averaged);
 * ``_build_loss``: soft Dice + soft cross-entropy (``soft_losses.SoftTargetLoss``) in nnU-Net's
-  deep-supervision wrapper; per-source weights ``loss_config.strong`` / ``loss_config.pseudo``;
+  deep-supervision wrapper; per-source weights ``loss_config.strong`` / ``loss_config.pseudo``; the
+  Dice smooth from the setting ``dice_smooth`` (0: patches without tumour no longer reward an
+  all-background output, see ``StudentLossConfig.dice_smooth``);
 * ``train_step`` / ``validation_step``: tell the loss which samples are pseudo, then nnU-Net's step
   (validation hands nnU-Net's online Dice a soft one-hot target).
 
 Strong cases follow nnU-Net's own data path and loss exactly, so on strong-only data this trainer
-is nnU-Net. Validation (``--val``, ``--npz``) and ``nnUNetv2_predict`` are nnU-Net's.
+is nnU-Net. Validation (``--val``, ``--npz``) and ``nnUNetv2_predict`` are nnU-Net's. Budget, mirroring
+and Dice smooth come from the configuration (``planners.training_settings``).
 
-Variants: ``TeacherStudentBaldeonCalistoTrainer`` (beta Dice + (1 - beta)(soft CE + L1 on pseudo
-cases)), ``TeacherStudentBalancedTrainer`` (strong:pseudo drawn 1:1), ``TeacherStudentTrainer_noSmooth``
-(Dice smooth 0, as nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``: patches without tumour no longer
-reward an all-background output, see ``StudentLossConfig.dice_smooth``), and fixed small budgets for
-tests and CPU demos (``TeacherStudentTinyBudgetTrainer``, ``TeacherStudentShortBudgetTrainer``).
+``TeacherStudentBaldeonCalistoTrainer`` swaps the loss: beta Dice + (1 - beta)(soft CE + L1 on pseudo
+cases), Baldeon Calisto (FLARE 2022).
 """
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_ts.datasets.student import read_sources
 from nnunet_ts.errors import InputError
+from nnunet_ts.nnunet.trainer_mixins import OneDNNSinglePatchMixin, SettingsFromPlansMixin, TrainingPipelineMixin
 from nnunet_ts.student.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
 from nnunet_ts.student.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
 from nnunet_ts.student.soft_transforms import wrap_pipeline
-from nnunet_ts.datasets.student import read_sources
-from nnunet_ts.nnunet.trainer_mixins import FixedBudgetMixin, NoMirroringMixin, OneDNNSinglePatchMixin
 
 
-class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
+class TeacherStudentTrainer(SettingsFromPlansMixin, TrainingPipelineMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
     loss_config = StudentLossConfig()
-    strong_fraction: float | None = None  # share of strong cases per draw; None = plain union
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
+        if self.settings.dice_smooth is not None:
+            self.loss_config = replace(self.loss_config, dice_smooth=float(self.settings.dice_smooth))
         where = f"dataset.json of {self.plans_manager.dataset_name}"
         # a dataset without sources (e.g. `nnunet_ts dataset student`) holds human masks only
         self.sources = read_sources(dataset_json) if "nnunet_ts_sources" in dataset_json else {}
@@ -68,8 +70,8 @@ class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
     def get_tr_and_val_datasets(self):
         from nnunetv2.paths import nnUNet_raw
 
-        from nnunet_ts.student.soft_targets import ensure_soft_targets
         from nnunet_ts.datasets.student import soft_targets_folder
+        from nnunet_ts.student.soft_targets import ensure_soft_targets
 
         dataset_tr, dataset_val = super().get_tr_and_val_datasets()
         if not self.sources:
@@ -81,16 +83,11 @@ class TeacherStudentTrainer(OneDNNSinglePatchMixin, nnUNetTrainer):
                             sorted(set(pseudo)), self.plans_manager,
                             self.dataset_json.get("file_ending", ".nii.gz"),
                             log=self.print_to_log_file)
-        drawn = source_weighted_identifiers(dataset_tr.identifiers, pseudo, self.strong_fraction)
+        drawn = source_weighted_identifiers(dataset_tr.identifiers, pseudo, self.settings.strong_fraction)
         return SoftTargetDataset(dataset_tr, pseudo, drawn), SoftTargetDataset(dataset_val, pseudo)
 
-    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
-                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
-                                foreground_labels=None, regions=None, ignore_label=None):
-        pipeline = super().get_training_transforms(
-            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
-            use_mask_for_norm=use_mask_for_norm, is_cascaded=is_cascaded,
-            foreground_labels=foreground_labels, regions=regions, ignore_label=ignore_label)
+    def edit_training_pipeline(self, pipeline, deep_supervision_scales, use_mask_for_norm):
+        pipeline = super().edit_training_pipeline(pipeline, deep_supervision_scales, use_mask_for_norm)
         return wrap_pipeline(pipeline, deep_supervision_scales,
                              keep_hard_seg=use_mask_for_norm is not None and any(use_mask_for_norm))
 
@@ -120,24 +117,3 @@ class TeacherStudentBaldeonCalistoTrainer(TeacherStudentTrainer):
     """Baldeon Calisto (FLARE 2022): 0.5 Dice + 0.5 (soft CE + L1), the L1 on pseudo cases only."""
 
     loss_config = StudentLossConfig.baldeon_calisto(beta=0.5)
-
-
-class TeacherStudentTrainer_noSmooth(TeacherStudentTrainer):
-    """Dice smooth 0 (nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``): a patch without tumour adds nothing
-    to the Dice term instead of paying an all-background output (``StudentLossConfig.dice_smooth``)."""
-
-    loss_config = StudentLossConfig(dice_smooth=0.0)
-
-
-class TeacherStudentBalancedTrainer(TeacherStudentTrainer):
-    """Strong and pseudo cases drawn 1:1, whatever their numbers (few strong, many pseudo)."""
-
-    strong_fraction = 0.5
-
-
-class TeacherStudentTinyBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, TeacherStudentTrainer):
-    budget = (2, 4, 2)
-
-
-class TeacherStudentShortBudgetTrainer(FixedBudgetMixin, NoMirroringMixin, TeacherStudentTrainer):
-    budget = (25, 20, 5)

@@ -25,8 +25,8 @@ def restrict_prediction_folder(pred_dir: str | Path, images_dir: str | Path, out
     from tqdm import tqdm
 
     from nnunet_ts.boxes.restriction import box_region, restrict_labels, restrict_probabilities
-    from nnunet_ts.io.images import check_same_geometry, read_image, write_image
     from nnunet_ts.datasets.resume import WorkFolder, file_signature
+    from nnunet_ts.io.images import check_same_geometry, read_image, write_image
 
     pred_dir, images_dir, out_dir = Path(pred_dir), Path(images_dir), Path(out_dir)
     if out_dir.exists() and not overwrite:

@@ -3,7 +3,7 @@
 All arrays are in SimpleITK's numpy axis order ``(z, y, x)``: index 0 runs over axial slices.
 Rectangles are given in voxel indices, 0-based and inclusive on both ends.
 
-Three forms (see METHOD "Segbox"):
+Three forms (see ``docs/method.md`` "Segbox"):
 
 * ``per_lesion`` (default): in every axial slice, the tightest rectangle around each lesion
   (3D connected component) separately; the segbox is the union of these rectangles. With several
@@ -14,8 +14,9 @@ Three forms (see METHOD "Segbox"):
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import cc3d
 import numpy as np
@@ -50,7 +51,7 @@ class SliceRectangle:
 
     @classmethod
     def from_voc(cls, z: int, xmin: int, ymin: int, xmax: int, ymax: int,
-                 one_based: bool = True, lesion: int = 0) -> "SliceRectangle":
+                 one_based: bool = True, lesion: int = 0) -> SliceRectangle:
         """A PASCAL-VOC pixel box (as Lung-PET-CT-Dx XML files give them: 1-based, inclusive)."""
         off = 1 if one_based else 0
         return cls(z=int(z), y_min=int(ymin) - off, y_max=int(ymax) - off,

@@ -11,10 +11,10 @@ from nnunet_ts.cli.validators import dataset_id, positive_int
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from nnunet_ts.io.manifest import read_manifest
     from nnunet_ts.datasets.raw_writer import DatasetSpec, write_dataset
-    from nnunet_ts.nnunet.paths import env_root
     from nnunet_ts.datasets.splits_install import install_splits
+    from nnunet_ts.io.manifest import read_manifest
+    from nnunet_ts.nnunet.paths import env_root
 
     records = read_manifest(args.cases)
     raw = env_root("nnUNet_raw", args.raw)

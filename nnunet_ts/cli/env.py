@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
 from pathlib import Path
@@ -12,21 +11,15 @@ from nnunet_ts.cli.formatting import HelpFormatter
 ROOT_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
-def trainers_dir() -> Path:
-    """The folder holding our trainer modules (``trainers/`` of the source tree when installed -e)."""
-    spec = importlib.util.find_spec("nnunet_ts.trainers")
-    return Path(next(iter(spec.submodule_search_locations))).resolve()
-
-
 def env_lines(root: Path | None = None, current_ext: str | None = None) -> list[str]:
     """``export`` lines for a POSIX shell.
 
     ``nnUNet_extTrainer`` gets our trainer folder prepended to what is already set (once), so other
     plugins keep working. With ``root``, the three nnU-Net folders are set to ``root/<variable>``.
     """
-    ours = str(trainers_dir())
-    parts = [p for p in (current_ext or "").split(os.pathsep) if p and p != ours]
-    lines = [f"export nnUNet_extTrainer={shlex.quote(os.pathsep.join([ours, *parts]))}"]
+    from nnunet_ts.nnunet.paths import with_our_trainers
+
+    lines = [f"export nnUNet_extTrainer={shlex.quote(with_our_trainers(current_ext))}"]
     if root is not None:
         root = Path(root).resolve()
         lines += [f"export {v}={shlex.quote(str(root / v))}" for v in ROOT_VARIABLES]
@@ -48,7 +41,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                     "nnunet_ts trainers (through nnU-Net's nnUNet_extTrainer variable).",
         epilog="examples:\n"
                "  eval \"$(nnunet_ts env)\"\n"
-               "  nnUNetv2_train 501 3d_fullres 0 -tr TinyBudgetTrainer\n\n"
+               "  nnUNetv2_train 501 3d_fullres 0 -tr TeacherStudentTrainer\n\n"
                "  eval \"$(nnunet_ts env --root ~/nnunet_data)\"   # also set nnUNet_raw/_preprocessed/_results")
     p.add_argument("--root", type=Path, default=None,
                    help="also export nnUNet_raw, nnUNet_preprocessed and nnUNet_results as "

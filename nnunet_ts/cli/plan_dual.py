@@ -65,7 +65,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--box-decoder-convs", type=box_decoder_convs, default=1, metavar="N|full",
                    help="convolutions per stage of the segbox decoder: 1 keeps an iteration within 1.5x the "
                         "single-output student's (~1.47x FLOPs); 'full' copies the segmentation decoder, the "
-                        "paper's two identical decoders (~1.70x); see scripts/bench_dual_decoder.py")
+                        "paper's two identical decoders (~1.70x); see scripts/benchmarks/dual_decoder.py")
     p.add_argument("--preprocessed", type=Path, default=None, help="default: $nnUNet_preprocessed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration of that name")
     p.set_defaults(func=run)

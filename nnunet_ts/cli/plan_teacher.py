@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.cli.validators import dataset_id, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnunet_ts.datasets.splits_install import install_splits
     from nnunet_ts.errors import InputError
     from nnunet_ts.nnunet.paths import env_root, folders_with_id
-    from nnunet_ts.datasets.splits_install import install_splits
 
     raw = env_root("nnUNet_raw", None)
     preprocessed = env_root("nnUNet_preprocessed", None)

@@ -5,14 +5,15 @@ import argparse
 from pathlib import Path
 
 from nnunet_ts.cli.formatting import HelpFormatter
+from nnunet_ts.cli.settings_options import add_settings_arguments, settings_from_args
 from nnunet_ts.cli.validators import dataset_id, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
+    from nnunet_ts.datasets.splits_install import install_splits
     from nnunet_ts.errors import InputError
     from nnunet_ts.nnunet.paths import env_root, folders_with_id
     from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
-    from nnunet_ts.datasets.splits_install import install_splits
 
     preprocessed = env_root("nnUNet_preprocessed", args.preprocessed)
     folders = folders_with_id(preprocessed, args.dataset_id)
@@ -21,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
                          f"nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c {args.source} first")
     try:
         plan = TinyPlan(name=args.name, source=args.source, patch_size=tuple(args.patch),
-                        features_per_stage=tuple(args.features), batch_size=args.batch_size)
+                        features_per_stage=tuple(args.features), batch_size=args.batch_size,
+                        settings=settings_from_args(args))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     config = add_tiny_configuration(folders[0] / f"{args.plans}.json", plan, overwrite=args.overwrite)
@@ -44,8 +46,8 @@ def register(subparsers, name: str, help_text: str) -> None:
                     "patch and batch shrink, so training runs on a CPU\nin seconds per epoch. Also "
                     "copies the dataset's patient-grouped splits_final.json where nnU-Net reads it.",
         epilog="example:\n  nnUNetv2_plan_and_preprocess -d 501 -c 3d_fullres\n"
-               "  nnunet_ts tiny-plans -d 501\n"
-               "  nnUNetv2_train 501 3d_tiny 0 -tr TinyBudgetTrainer -device cpu")
+               "  nnunet_ts tiny-plans -d 501 --epochs 2 --iterations 4 --no-mirroring\n"
+               "  nnUNetv2_train 501 3d_tiny 0 -tr BaselineTrainer -device cpu")
     p.add_argument("-d", "--dataset-id", required=True, type=dataset_id, help="nnU-Net dataset id")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (file name without .json)")
     p.add_argument("--source", default="3d_fullres", help="configuration to inherit from")
@@ -58,4 +60,5 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--preprocessed", type=Path, default=None, help="default: $nnUNet_preprocessed")
     p.add_argument("--raw", type=Path, default=None, help="default: $nnUNet_raw (for splits_final.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration of that name")
+    add_settings_arguments(p, budget_required=False, mirroring_default=True, final_validation_default="always")
     p.set_defaults(func=run)

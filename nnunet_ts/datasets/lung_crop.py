@@ -15,15 +15,15 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from nnunet_ts.boxes.segbox import SliceRectangle
 from nnunet_ts.errors import InputError
 from nnunet_ts.io.images import Geometry
-from nnunet_ts.boxes.segbox import SliceRectangle
 
 R231_FILE = "unet_r231-d5d2fc3d.pth"   # the file name lungmask's downloader caches
 RIGHT, LEFT = 1, 2                     # R231's labels: 1 = right lung, 2 = left lung
@@ -173,7 +173,7 @@ class CropPlan:
         return {"format": "nnunet_ts.lung_crop", "version": 1, **asdict(self)}
 
     @classmethod
-    def from_json(cls, doc: dict) -> "CropPlan":
+    def from_json(cls, doc: dict) -> CropPlan:
         g = doc["geometry"]
         geometry = Geometry(tuple(g["shape_zyx"]), tuple(g["spacing"]), tuple(g["origin"]), tuple(g["direction"]))
         crops = tuple(LungCrop(c["side"], tuple(c["start_zyx"]), tuple(c["stop_zyx"])) for c in doc["crops"])
@@ -183,7 +183,7 @@ class CropPlan:
         Path(path).write_text(json.dumps(self.to_json(), indent=1))
 
     @classmethod
-    def load(cls, path: str | Path) -> "CropPlan":
+    def load(cls, path: str | Path) -> CropPlan:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
@@ -270,8 +270,8 @@ def crop_records(records, out_dir: str | Path, weights: str | Path | None = None
     from tqdm import tqdm
 
     from nnunet_ts.io.boxes_file import load_rectangles, save_rectangles
-    from nnunet_ts.io.manifest import CaseRecord
     from nnunet_ts.io.images import read_image, write_image
+    from nnunet_ts.io.manifest import CaseRecord
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,10 +8,11 @@ student    ``_0000`` CT                             tumour mask                 
 weak       ``_0000`` CT, ``_0001`` segbox (noNorm)  none (input of pseudolabel)  weak
 =========  =====================================  ===========================  =================
 
-Teacher segboxes come from the masks (every strong mask is turned into its weak form, METHOD
-step 1); weak segboxes come from the drawn rectangles (``boxes`` column). Training cases go to
-``imagesTr``/``labelsTr``, ``test`` cases to ``imagesTs``/``labelsTs``, and the weak set's cases to
-``imagesTs`` (they are inputs to ``nnUNetv2_predict``, not training cases).
+Teacher segboxes come from the masks (every strong mask is turned into its weak form,
+``docs/method.md`` "Pipeline", step 1); weak segboxes come from the drawn rectangles (``boxes``
+column). Training cases go to ``imagesTr``/``labelsTr``, ``test`` cases to ``imagesTs``/``labelsTs``,
+and the weak set's cases to ``imagesTs`` (they are inputs to ``nnUNetv2_predict``, not training
+cases).
 
 Besides nnU-Net's ``dataset.json`` the folder holds ``splits_final.json`` (grouped by patient,
 balanced by tumour volume) and ``nnunet_ts.json`` (kind, segbox form, patient and subset of every
@@ -25,20 +26,21 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 
 from nnunet_ts import __version__
-from nnunet_ts.io.boxes_file import load_rectangles
-from nnunet_ts.io.manifest import CaseRecord
-from nnunet_ts.errors import InputError
-from nnunet_ts.io.images import check_same_geometry, read_image, write_image
-from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
 from nnunet_ts.boxes.segbox import SEGBOX_MODES, segbox_from_mask, segbox_from_rectangles
+from nnunet_ts.errors import InputError
+from nnunet_ts.io.boxes_file import load_rectangles
+from nnunet_ts.io.images import check_same_geometry, read_image, write_image
+from nnunet_ts.io.manifest import CaseRecord
+from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
 
 DatasetKind = Literal["teacher", "student", "weak"]
 DATASET_KINDS: tuple[str, ...] = ("teacher", "student", "weak")

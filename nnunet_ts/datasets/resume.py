@@ -20,14 +20,15 @@ _LOG = ".done.jsonl"
 
 
 class WorkFolder:
-    """The hidden work folder of ``target``; created, or reused when its fingerprint matches."""
+    """The hidden work folder of ``target``; created, or reused when its fingerprint matches (and
+    ``resume``)."""
 
-    def __init__(self, target: Path, fingerprint: dict[str, Any]):
+    def __init__(self, target: Path, fingerprint: dict[str, Any], resume: bool = True):
         self.target = Path(target)
         self.path = self.target.with_name(f".{self.target.name}.partial")
         self._fingerprint = json.loads(json.dumps(fingerprint, sort_keys=True, default=str))
         self.done: dict[str, Any] = {}
-        if self.path.is_dir() and self._stored_fingerprint() == self._fingerprint:
+        if resume and self.path.is_dir() and self._stored_fingerprint() == self._fingerprint:
             self.done = self._read_log()
         else:
             shutil.rmtree(self.path, ignore_errors=True)

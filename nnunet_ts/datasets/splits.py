@@ -6,7 +6,7 @@ two scans of one patient can then land on both sides of a fold.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

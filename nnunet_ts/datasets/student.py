@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -140,6 +140,7 @@ def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: s
     """
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
+    from nnunet_ts.datasets.resume import WorkFolder
     from nnunet_ts.datasets.splits import grouped_splits
 
     raw_root = Path(raw_root)
@@ -159,11 +160,12 @@ def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: s
         raise InputError(f"all {len(cases)} cases belong to one patient; cross-validation needs at "
                          f"least 2 patients")
 
-    work = target.with_name(f".{target.name}.partial")
-    shutil.rmtree(work, ignore_errors=True)
-    for folder in ("imagesTr", "labelsTr", SOFT_TARGETS_DIR):
-        (work / folder).mkdir(parents=True)
-    (work / SEGBOXES_DIR).mkdir()
+    # built in a hidden work folder and renamed into place when complete (datasets.resume); unlike
+    # write_dataset's, an error discards it: the inputs are the pseudo-label step's, which resumes itself
+    folder = WorkFolder(target, {"student_dataset": target.name}, resume=False)
+    work = folder.path
+    for sub in ("imagesTr", "labelsTr", SOFT_TARGETS_DIR, SEGBOXES_DIR):
+        (work / sub).mkdir(parents=True)
     try:
         volumes, any_segbox = [], False
         for done, case in enumerate(cases, start=1):
@@ -186,11 +188,9 @@ def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: s
         splits = grouped_splits(ids, patients, volumes, folds, seed)
         (work / "splits_final.json").write_text(json.dumps(splits, indent=2))
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        folder.discard()
         raise
-    if target.exists():
-        shutil.rmtree(target)
-    work.rename(target)
+    folder.finish()
     for old in existing:
         if old != target and old.exists():
             shutil.rmtree(old)

@@ -1,5 +1,7 @@
 """What the demo runs: scenarios (cohort sizes) and scale presets (network, budgets), as plain data.
 
+Also the experiment itself: its datasets (ids) and the networks it trains (``MODELS``).
+
 No torch here: ``nnunet_ts demo --help`` and the tests read it without importing nnU-Net.
 
 Scenarios follow the paper's two student experiments:
@@ -58,6 +60,10 @@ class DemoConfig:
         tiny_patch: patch (z, y, x) of ``3d_tiny``, voxels.
         teacher_budget: box-guided and CT-only teachers (equal, for a fair comparison).
         student_budget: baseline, SO and DO students (equal).
+        student_dice_smooth: the Dice's smooth of the baseline and both students (one Dice for the
+            three; None = nnU-Net's 1e-5). 0 by default: with nnU-Net's smooth the SO student un-learned
+            every tumour of the synthetic data at CPU budgets (``StudentLossConfig.dice_smooth``). The
+            teachers keep nnU-Net's default.
         predict_step_size: sliding-window step of the test predictions, a fraction of the patch
             (nnU-Net: 0.5; 1.0 = tiles without overlap, 3-4x fewer network passes on a CPU).
         panels: test cases shown as image panels in the report.
@@ -73,6 +79,7 @@ class DemoConfig:
     tiny_patch: tuple[int, int, int] = (32, 64, 64)
     teacher_budget: Budget = Budget(16, 25)
     student_budget: Budget = Budget(20, 25)
+    student_dice_smooth: float | None = 0.0
     predict_step_size: float = 1.0
     panels: int = 4
     seed: int = 0
@@ -86,7 +93,7 @@ class DemoConfig:
         if self.network not in ("3d_tiny", "3d_fullres"):
             raise ValueError(f"network must be 3d_tiny or 3d_fullres, got {self.network!r}")
 
-    def with_budget(self, epochs: int | None = None, iterations: int | None = None) -> "DemoConfig":
+    def with_budget(self, epochs: int | None = None, iterations: int | None = None) -> DemoConfig:
         """The same run with every training's epochs and/or iterations per epoch replaced."""
         def change(b: Budget) -> Budget:
             return replace(b, epochs=epochs or b.epochs, iterations=iterations or b.iterations)
@@ -94,11 +101,7 @@ class DemoConfig:
         return replace(self, teacher_budget=change(self.teacher_budget), student_budget=change(self.student_budget))
 
 
-# Budgeted for the 2-core CPU (3d_tiny, 64x128x128 compact cases, ~0.4 s per iteration when idle,
-# ~10 s per 25-iteration epoch with validation and logging): 2 teachers x 16 and 3 students x 20
-# epochs took 16.8 min in a fresh-clone run (the DO student 4.8 of them); pseudo-labelling 40 weak cases
-# 1.6 min, five test-set predictions 2.0 min, planning 1.5 min: 22.2 min in all (23.6 with `make`'s
-# set-up, pip cache warm). Single-tile prediction runs on oneDNN (cpu_conv): 4.7x faster per tile.
+# Budgeted for a 2-core CPU (about 22 minutes in all; docs/cpu.md has the measured times).
 _CPU_COHORTS = {"scarce": Cohort(n_strong=10, n_weak=40, n_test=12),
                 "vast": Cohort(n_strong=26, n_weak=26, n_test=12)}
 _GPU_COHORTS = {"scarce": Cohort(n_strong=40, n_weak=400, n_test=40),
@@ -116,3 +119,49 @@ def preset(scenario: str, scale: str) -> DemoConfig:
     return DemoConfig(scenario, scale, _GPU_COHORTS[scenario], network="3d_fullres",
                       teacher_budget=Budget(300, 250, 50), student_budget=Budget(300, 250, 50),
                       predict_step_size=0.5, num_processes=8)
+
+
+# ----- the experiment: datasets and networks
+
+TEACHER_ID, STUDENT_ID, WEAK_ID, PSEUDO_ID = 701, 702, 703, 704
+TEACHER_CONFIG, STUDENT_CONFIG = "demo_teacher", "demo_student"
+POSTPROCESSING = {"no_postprocessing": "", "largest_component": " --largest-component"}
+
+
+@dataclass(frozen=True)
+class Model:
+    """One trained network of the experiment.
+
+    Attributes:
+        key: folder name (predictions/<key>, evaluation/<key>).
+        label: name in the report.
+        role: ``teacher`` or ``student`` (which table).
+        dataset_id: dataset it trains on.
+        trainer: nnU-Net trainer class.
+        configuration: training configuration (``demo_teacher`` or ``demo_student``).
+        test_input: dataset whose ``imagesTs`` it predicts (the teacher needs the segbox channel).
+    """
+
+    key: str
+    label: str
+    role: str
+    dataset_id: int
+    trainer: str
+    configuration: str
+    test_input: int
+
+
+# The teachers share one configuration (TEACHER_CONFIG), the baseline and the two students another
+# (STUDENT_CONFIG): one budget and one Dice per comparison (DemoConfig.student_dice_smooth).
+MODELS = (
+    Model("box_teacher", "box-guided teacher", "teacher", TEACHER_ID, "BoxTeacherTrainer",
+          TEACHER_CONFIG, TEACHER_ID),
+    Model("ct_only_teacher", "CT-only teacher", "teacher", STUDENT_ID, "CTOnlyTeacherTrainer",
+          TEACHER_CONFIG, STUDENT_ID),
+    Model("baseline", "baseline (strong only)", "student", STUDENT_ID, "BaselineTrainer",
+          STUDENT_CONFIG, STUDENT_ID),
+    Model("so_student", "SO student", "student", PSEUDO_ID, "TeacherStudentTrainer",
+          STUDENT_CONFIG, STUDENT_ID),
+    Model("do_student", "DO student", "student", PSEUDO_ID, "DualDecoderStudentTrainer",
+          STUDENT_CONFIG, STUDENT_ID),
+)

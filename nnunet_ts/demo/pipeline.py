@@ -23,18 +23,27 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
-from nnunet_ts.demo.config import DemoConfig
+from nnunet_ts.demo.config import (
+    MODELS,
+    POSTPROCESSING,
+    PSEUDO_ID,
+    STUDENT_CONFIG,
+    STUDENT_ID,
+    TEACHER_CONFIG,
+    TEACHER_ID,
+    WEAK_ID,
+    DemoConfig,
+    Model,
+)
 from nnunet_ts.errors import InputError
 from nnunet_ts.evaluation.folder import SUMMARY_NAME
 from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
 
-TEACHER_ID, STUDENT_ID, WEAK_ID, PSEUDO_ID = 701, 702, 703, 704
-TEACHER_CONFIG, STUDENT_CONFIG = "demo_teacher", "demo_student"
-POSTPROCESSING = {"no_postprocessing": "", "largest_component": " --largest-component"}
 SETTINGS_FILE = "demo.json"
 STEPS_DIR = ".steps"
 NOT_DONE = "not done yet"
@@ -48,46 +57,6 @@ class Step(NamedTuple):
     description: str
     action: Callable[[], None]
     output: Path | None = None
-
-
-@dataclass(frozen=True)
-class Model:
-    """One trained network of the experiment.
-
-    Attributes:
-        key: folder name (predictions/<key>, evaluation/<key>).
-        label: name in the report.
-        role: ``teacher`` or ``student`` (which table).
-        dataset_id: dataset it trains on.
-        trainer: nnU-Net trainer class.
-        configuration: budget configuration (``demo_teacher`` or ``demo_student``).
-        test_input: dataset whose ``imagesTs`` it predicts (the teacher needs the segbox channel).
-    """
-
-    key: str
-    label: str
-    role: str
-    dataset_id: int
-    trainer: str
-    configuration: str
-    test_input: int
-
-
-# The three compared CT-only networks train with Dice smooth 0 (nnU-Net's nnUNetTrainerDiceCELoss_noSmooth
-# and its student twins): with nnU-Net's 1e-5 the SO student un-learned every tumour after ~1250
-# iterations on this data (see StudentLossConfig.dice_smooth). The teachers keep nnU-Net's default.
-MODELS = (
-    Model("box_teacher", "box-guided teacher", "teacher", TEACHER_ID, "BoxTeacherPlansBudgetTrainer",
-          TEACHER_CONFIG, TEACHER_ID),
-    Model("ct_only_teacher", "CT-only teacher", "teacher", STUDENT_ID, "CTOnlyTeacherPlansBudgetTrainer",
-          TEACHER_CONFIG, STUDENT_ID),
-    Model("baseline", "baseline (strong only)", "student", STUDENT_ID, "PlansBudgetTrainer_noSmooth",
-          STUDENT_CONFIG, STUDENT_ID),
-    Model("so_student", "SO student", "student", PSEUDO_ID, "TeacherStudentPlansBudgetTrainer_noSmooth",
-          STUDENT_CONFIG, STUDENT_ID),
-    Model("do_student", "DO student", "student", PSEUDO_ID, "DualDecoderStudentPlansBudgetTrainer_noSmooth",
-          STUDENT_CONFIG, STUDENT_ID),
-)
 
 
 class Demo:
@@ -169,9 +138,8 @@ class Demo:
             f"nnUNetv2_plan_and_preprocess -d {STUDENT_ID} -c 3d_fullres -np {np_}")
         cmd("plan_teacher", "plan and preprocess the teacher dataset (segbox kept binary, student's spacing)",
             f"nnunet_ts plan-teacher -d {TEACHER_ID} --spacing-from {STUDENT_ID} -np {np_} --no-verify --overwrite")
-        self._configurations(cmd, TEACHER_ID, [(TEACHER_CONFIG, c.teacher_budget)])
-        self._configurations(cmd, STUDENT_ID, [(TEACHER_CONFIG, c.teacher_budget),
-                                               (STUDENT_CONFIG, c.student_budget)])
+        self._configurations(cmd, TEACHER_ID, [TEACHER_CONFIG])
+        self._configurations(cmd, STUDENT_ID, [TEACHER_CONFIG, STUDENT_CONFIG])
         box_teacher, ct_only, baseline, so, do = MODELS
         steps.append(self._train(box_teacher))
         teacher_dir = f"$nnUNet_results/{dataset_glob(TEACHER_ID)}/{box_teacher.trainer}__nnUNetPlans__{TEACHER_CONFIG}"
@@ -190,7 +158,7 @@ class Demo:
 
         steps.append(Step("evaluate_pseudo_labels", "pseudo-labels (teacher >= 0.5) vs the true masks of the weak "
                       "cases, where known (synthetic data)", pseudo_label_quality))
-        self._configurations(cmd, PSEUDO_ID, [(STUDENT_CONFIG, c.student_budget)])
+        self._configurations(cmd, PSEUDO_ID, [STUDENT_CONFIG])
         for model in (so, do, ct_only, baseline):
             steps.append(self._train(model))
         # on a CPU, nnU-Net's sequential prediction (-npp 0 -nps 0): no worker processes to spawn,
@@ -214,7 +182,7 @@ class Demo:
                           self.report_dir / "report.md"))
         return steps
 
-    def _configurations(self, cmd, did: int, budgets) -> None:
+    def _configurations(self, cmd, did: int, names: list[str]) -> None:
         c = self.config
         source = "3d_fullres"
         if c.network == "3d_tiny":
@@ -222,11 +190,14 @@ class Demo:
             cmd(f"tiny_plans_{did}", f"CPU-sized configuration 3d_tiny for dataset {did}",
                 f"nnunet_ts tiny-plans -d {did} --patch {patch} --overwrite")
             source = "3d_tiny"
-        for name, b in budgets:
+        for name in names:
+            b = c.teacher_budget if name == TEACHER_CONFIG else c.student_budget
+            smooth = c.student_dice_smooth if name == STUDENT_CONFIG else None
             cmd(f"budget_{did}_{name}", f"configuration {name} ({b.epochs} x {b.iterations} iterations) "
                                         f"for dataset {did}",
                 f"nnunet_ts budget-config -d {did} -c {name} --source {source} --epochs {b.epochs} "
-                f"--iterations {b.iterations} --val-iterations {b.val_iterations} --overwrite")
+                f"--iterations {b.iterations} --val-iterations {b.val_iterations}"
+                + ("" if smooth is None else f" --dice-smooth {smooth:g}") + " --overwrite")
 
     def _train(self, model: Model) -> Step:
         budget = self.config.teacher_budget if model.role == "teacher" else self.config.student_budget

@@ -13,18 +13,16 @@ and ``evaluation_per_case.csv``) and writes into the report folder:
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
-import numpy as np
-
-from nnunet_ts.evaluation.folder import PER_CASE_NAME, SUMMARY_NAME
+from nnunet_ts.demo.config import MODELS, POSTPROCESSING
+from nnunet_ts.demo.figures import POST_LABELS, bar_chart, write_panels
+from nnunet_ts.evaluation.folder import SUMMARY_NAME
 
 METRICS = (("dsc", "DSC"), ("dsc_tp", "DSC-TP"), ("precision", "precision"), ("recall", "recall"),
            ("f1", "lesion F1"))
-POST_LABELS = {"no_postprocessing": "none", "largest_component": "LCC"}
-# The paper's DSC in % (MSD / NSCLC), METHOD.md "Results to beat".
+# The paper's DSC in % (MSD / NSCLC), docs/method.md "Reference numbers".
 PAPER_DSC = {
     ("teacher", "box_teacher"): "81.7 / 84.7 (40 strong); 84.9 / 86.7 (all)",
     ("teacher", "ct_only_teacher"): "48.5 / 43.8 (40 strong); 74.8 / 59.6 (all)",
@@ -33,15 +31,10 @@ PAPER_DSC = {
     ("vast", "baseline"): "67.3 / 51.1", ("vast", "so_student"): "64.3 / 52.9",
     ("vast", "do_student"): "55.4 / 52.3",
 }
-PANEL_MODELS = ("baseline", "so_student", "do_student")
-CT_WINDOW_HU = (-1000.0, 400.0)
-ZOOM_VOXELS = 48  # side of the zoomed window of the panels' bottom row
 
 
 def load_results(demo) -> dict:
     """``{model key: {post-processing: summary["metrics"]}}`` of every finished evaluation."""
-    from nnunet_ts.demo.pipeline import MODELS, POSTPROCESSING
-
     results = {}
     for model in MODELS:
         for post in POSTPROCESSING:
@@ -67,8 +60,6 @@ def mean_dsc(results: dict, key: str, post: str = "no_postprocessing") -> float 
 
 def tables(demo, results: dict) -> list[str]:
     """The markdown lines of the teacher and the student tables."""
-    from nnunet_ts.demo.pipeline import MODELS
-
     lines = []
     for role, title in (("teacher", "Teachers on the test set (CT + its box for the box-guided teacher; "
                                     "the paper's Tables 2-3)"),
@@ -115,8 +106,6 @@ def comparisons(results: dict) -> list[str]:
     A difference between two networks that both find no tumour (only the tumour-free test cases and
     false positives move their DSC) is flagged: it says nothing about the method.
     """
-    from nnunet_ts.demo.pipeline import MODELS
-
     labels = {model.key: model.label for model in MODELS}
 
     def caveat(*keys: str) -> str:
@@ -138,7 +127,7 @@ def comparisons(results: dict) -> list[str]:
         gain = students[best] - base
         lines.append(f"- Better student ({'SO' if best == 'so_student' else 'DO'}, {students[best]:.1f}) minus "
                      f"baseline ({base:.1f}): **{gain:+.1f} DSC points** (the paper's scarce scenario: "
-                     f"+38 to +45 on MSD; the issue asks >= +10)." + caveat(best, "baseline"))
+                     f"+38 to +45 on MSD)." + caveat(best, "baseline"))
     box, ct = mean_dsc(results, "box_teacher"), mean_dsc(results, "ct_only_teacher")
     if box is not None and ct is not None:
         lines.append(f"- Box-guided teacher ({box:.1f}) minus CT-only teacher ({ct:.1f}): "
@@ -197,130 +186,8 @@ def write_report(demo, out: Path) -> Path:
     return report
 
 
-def bar_chart(results: dict, path: Path) -> Path | None:
-    """DSC and lesion F1 (mean ± std, %) per network, without and with LCC; None without results."""
-    from nnunet_ts.demo.pipeline import MODELS
-
-    models = [m for m in MODELS if m.key in results]
-    if not models:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    x = np.arange(len(models))
-    for ax, (metric, name) in zip(axes, (("dsc", "DSC"), ("f1", "lesion F1"))):
-        for j, (post, label) in enumerate(POST_LABELS.items()):
-            stats = [results[m.key].get(post, {}).get("metrics", {}).get(metric) or {} for m in models]
-            means = [100 * (s.get("mean") or 0.0) for s in stats]
-            stds = [100 * (s.get("std") or 0.0) for s in stats]
-            ax.bar(x + (j - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=3,
-                   label="no post-processing" if label == "none" else "largest component")
-        ax.set_xticks(x, [m.label.replace(" (", "\n(") for m in models], fontsize=8)
-        ax.set_ylim(0, 110)
-        ax.set_ylabel(f"{name} % (mean ± std over test cases)")
-        ax.set_title(name)
-        ax.axvline(1.5, color="grey", lw=0.8, ls="--")
-        ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def choose_panel_cases(sizes: dict[str, int], n: int) -> list[str]:
-    """``n`` cases with tumour, spread from the largest to the smallest tumour volume (voxels)."""
-    with_tumour = sorted((c for c, v in sizes.items() if v > 0), key=lambda c: (-sizes[c], c))
-    if len(with_tumour) <= n:
-        return with_tumour
-    picks = np.linspace(0, len(with_tumour) - 1, n).round().astype(int)
-    return [with_tumour[i] for i in dict.fromkeys(picks)]
-
-
-def write_panels(demo, out: Path) -> list[Path]:
-    """One PNG per chosen test case: CT, box, ground truth, baseline, SO, DO on one axial slice."""
-    from nnunet_ts.demo.pipeline import MODELS, STUDENT_ID, TEACHER_ID
-    from nnunet_ts.io.images import read_image
-    from nnunet_ts.nnunet.stock_commands import dataset_folder
-
-    labels = demo.test_labels()
-    if demo.config.panels < 1 or not labels.is_dir():
-        return []
-    models = {m.key: m for m in MODELS}
-    if not all(demo.predictions(models[k]).is_dir() for k in PANEL_MODELS):
-        return []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    gts = {p.name[:-len(".nii.gz")]: p for p in sorted(labels.glob("*.nii.gz"))}
-    masks = {c: read_image(p)[0] > 0 for c, p in gts.items()}
-    cases = choose_panel_cases({c: int(m.sum()) for c, m in masks.items()}, demo.config.panels)
-    case_dsc = {k: _per_case_dsc(demo.evaluation(models[k], "no_postprocessing") / PER_CASE_NAME)
-                for k in PANEL_MODELS}
-    student_ts = dataset_folder(demo.raw, STUDENT_ID) / "imagesTs"
-    teacher_ts = dataset_folder(demo.raw, TEACHER_ID) / "imagesTs"
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for case in cases:
-        ct, geometry = read_image(student_ts / f"{case}_0000.nii.gz")
-        box_file = teacher_ts / f"{case}_0001.nii.gz"
-        box = read_image(box_file)[0] > 0.5 if box_file.is_file() else np.zeros_like(masks[case])
-        gt = masks[case]
-        z = int(np.argmax(gt.reshape(gt.shape[0], -1).sum(1)))
-        columns = [("CT", None), ("box", box), ("ground truth", gt)]
-        for key in PANEL_MODELS:
-            pred = read_image(demo.predictions(models[key]) / f"{case}.nii.gz")[0] > 0
-            dsc = case_dsc[key].get(case)
-            columns.append((f"{models[key].label}" + ("" if dsc is None else f"\nDSC {100 * dsc:.0f} %"), pred))
-        aspect = geometry.spacing_zyx[1] / geometry.spacing_zyx[2]  # rows: y, columns: x
-        zoom = _zoom_window(gt[z], ZOOM_VOXELS)
-        fig, axes = plt.subplots(2, len(columns), figsize=(2.4 * len(columns), 5.0))
-        for row, window in enumerate((np.s_[:, :], zoom)):
-            for ax, (title, mask) in zip(axes[row], columns):
-                ax.imshow(ct[z][window], cmap="gray", vmin=CT_WINDOW_HU[0], vmax=CT_WINDOW_HU[1], aspect=aspect)
-                if mask is not None:
-                    shown = mask[z][window]
-                    ax.imshow(np.ma.masked_where(~shown, shown), cmap="autumn", alpha=0.55, vmin=0, vmax=1,
-                              aspect=aspect)
-                    if title not in ("ground truth", "box") and gt[z][window].any():
-                        ax.contour(gt[z][window], levels=[0.5], colors="cyan", linewidths=0.7)
-                if row == 0:
-                    ax.set_title(title, fontsize=8)
-                ax.axis("off")
-        fig.suptitle(f"{case}, axial slice z={z}; bottom row: {ZOOM_VOXELS} voxels around the tumour "
-                     f"(cyan outline: ground truth)", fontsize=9)
-        fig.tight_layout()
-        path = out / f"{case}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-    return written
-
-
 def _test_cases_without_tumour(demo) -> int:
     from nnunet_ts.io.images import read_image
 
     labels = demo.test_labels()
     return sum(1 for p in sorted(labels.glob("*.nii.gz")) if not read_image(p)[0].any()) if labels.is_dir() else 0
-
-
-def _zoom_window(mask_2d: np.ndarray, size: int) -> tuple[slice, slice]:
-    """A ``size`` x ``size`` window (clipped to the image) centred on the mask's centre of mass."""
-    centre = np.argwhere(mask_2d).mean(0) if mask_2d.any() else np.array(mask_2d.shape) / 2
-    window = []
-    for c, n in zip(centre, mask_2d.shape):
-        start = int(min(max(round(c) - size // 2, 0), max(n - size, 0)))
-        window.append(slice(start, start + size))
-    return tuple(window)
-
-
-def _per_case_dsc(path: Path) -> dict[str, float]:
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        return {r["case_id"]: float(r["dsc"]) for r in csv.DictReader(f)}

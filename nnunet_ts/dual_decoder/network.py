@@ -4,8 +4,9 @@ Built from the plans' own U-Net (dynamic-network-architectures ``PlainConvUNet``
 ``ResidualEncoderUNet``, as nnU-Net builds it): its encoder and decoder are kept as they are, and a
 second ``UNetDecoder`` with the same stages reads the same encoder features and predicts the segbox
 (one logit channel per scale); it has as many convolutions per stage as the segmentation decoder
-unless ``box_convs_per_stage`` asks for fewer (a cheaper box decoder). In training mode ``forward`` returns ``(segmentation, segbox)``, each a
-list over deep-supervision scales (highest resolution first) or a tensor, so every parameter takes
+unless ``box_convs_per_stage`` asks for fewer (a cheaper box decoder). In training mode ``forward``
+returns ``(segmentation, segbox)``, each a list over deep-supervision scales (highest resolution first)
+or a tensor, so every parameter takes
 part in the forward pass (DDP needs no ``find_unused_parameters``). In eval mode it returns the
 segmentation only, exactly what the plain U-Net would return: nnU-Net's predictor, mirroring,
 validation and checkpoints work unchanged. Tensors are (B, C, Z, Y, X).

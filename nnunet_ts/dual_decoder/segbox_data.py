@@ -8,13 +8,11 @@ strong cases and [mask, soft target (0-255), segbox] for pseudo cases;
 """
 from __future__ import annotations
 
-import numpy as np
-
 from nnunet_ts.dual_decoder.segbox_targets import segbox_target_file
-from nnunet_ts.student.soft_data import StackedSoftChannel
+from nnunet_ts.nnunet.seg_channel_dataset import ExtraSegChannelDataset
 
 
-class SegboxTargetDataset:
+class SegboxTargetDataset(ExtraSegChannelDataset):
     """Wraps a (soft-target) dataset: every case loads with its segbox as the last seg channel.
 
     Args:
@@ -23,20 +21,5 @@ class SegboxTargetDataset:
     """
 
     def __init__(self, dataset):
-        self.dataset = dataset
-        self.source_folder = dataset.source_folder
-        self.identifiers = list(dataset.identifiers)
-        self._segbox: dict[str, np.ndarray] = {}  # memory maps, opened once per process
-
-    def __getitem__(self, identifier):
-        return self.load_case(identifier)
-
-    def load_case(self, identifier):
-        """(data, seg + segbox channel, seg_prev, properties), as nnU-Net's ``load_case``."""
-        data, seg, seg_prev, properties = self.dataset.load_case(identifier)
-        segbox = self._segbox.get(identifier)
-        if segbox is None:
-            segbox = np.load(segbox_target_file(self.source_folder, identifier), mmap_mode="r")
-            self._segbox[identifier] = segbox
-        # StackedSoftChannel appends any uint8 (z, y, x) array as one more int16 seg channel
-        return data, StackedSoftChannel(seg, segbox), seg_prev, properties
+        super().__init__(dataset, segbox_target_file, what="segbox target",
+                         fix="delete the data folder's *_segbox.npy files; the trainer makes them again")

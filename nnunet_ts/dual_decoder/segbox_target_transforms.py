@@ -29,8 +29,8 @@ from __future__ import annotations
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 from nnunet_ts.student.soft_transforms import SoftTargetToSegmentationTransform, StashSoftTargetTransform
+from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 _KEY = "segbox"
 

@@ -25,15 +25,15 @@ train with different forms at the same time.
 from __future__ import annotations
 
 import json
-import os
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
-from nnunet_ts.errors import InputError
 from nnunet_ts.boxes.segbox import SegboxMode, segbox_from_mask
+from nnunet_ts.errors import InputError
+from nnunet_ts.io.atomic import is_current, save_npy_atomic, write_text_atomic
 from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 SEGBOX_SUFFIX = "_segbox.npy"
@@ -84,20 +84,6 @@ def preprocess_annotated_segbox(segbox_file: str | Path, properties: dict, shape
     return (resampled >= SEGBOX_THRESHOLD).astype(np.uint8)
 
 
-def _is_current(target: Path, *inputs: Path) -> bool:
-    if not target.is_file():
-        return False
-    mtime = target.stat().st_mtime_ns
-    return all(p.stat().st_mtime_ns <= mtime for p in inputs)
-
-
-def _save_atomic(target: Path, array: np.ndarray) -> None:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.save(f, array)
-    os.replace(tmp, target)  # atomic: folds training at once may both write it
-
-
 def segbox_record_file(data_folder: str | Path) -> Path:
     """The record of the strong cases' segbox forms: beside the data folder, as nnU-Net wants it clean."""
     return Path(data_folder).parent / f"{Path(data_folder).name}{RECORD_SUFFIX}"
@@ -110,9 +96,8 @@ def _read_record(data_folder: Path) -> dict:
 
 def _update_record(data_folder: Path, forms: dict) -> None:
     record = segbox_record_file(data_folder)
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({**_read_record(data_folder), **forms}, indent=1, sort_keys=True))
-    os.replace(tmp, record)  # re-read just before: another fold's entries survive unless written at once
+    # re-read just before: another fold's entries survive unless written at once
+    write_text_atomic(record, json.dumps({**_read_record(data_folder), **forms}, indent=1, sort_keys=True))
 
 
 def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], pseudo_ids: Sequence[str],
@@ -148,7 +133,7 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
         raw = raw_folder / f"{case_id}{file_ending}" if source == "pseudo" and raw_folder is not None else None
         stored = segbox_target_file(data_folder, case_id)
         inputs = [pkl, *([raw] if raw is not None and raw.is_file() else [])]
-        if not overwrite and _is_current(stored, *inputs) and (source == "pseudo" or recorded.get(case_id) == mode):
+        if not overwrite and is_current(stored, *inputs) and (source == "pseudo" or recorded.get(case_id) == mode):
             continue
         if source == "pseudo" and (raw is None or not raw.is_file()):
             where = raw if raw is not None else "segboxesTr/ (the dataset.json has no 'nnunet_ts_segboxes')"
@@ -167,7 +152,7 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
             with (data_folder / f"{case_id}.pkl").open("rb") as f:
                 properties = pickle.load(f)
             segbox = preprocess_annotated_segbox(raw, properties, data.shape[1:], plans_manager)
-        _save_atomic(segbox_target_file(data_folder, case_id), segbox)
+        save_npy_atomic(segbox_target_file(data_folder, case_id), segbox)
     made_strong = [c for c, raw in todo if raw is None]
     if made_strong:
         _update_record(data_folder, {c: mode for c in made_strong})

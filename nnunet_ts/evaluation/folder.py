@@ -24,16 +24,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.evaluation.metrics import (
+    CASE_METRIC_NAMES,
+    SUMMARY_METRICS,
+    EvaluationSettings,
+    evaluate_case,
+    summarize,
+)
+from nnunet_ts.io.atomic import write_text_atomic
 from nnunet_ts.io.images import check_same_geometry, read_image
-from nnunet_ts.evaluation.metrics import (CASE_METRIC_NAMES, SUMMARY_METRICS, EvaluationSettings,
-                               evaluate_case, summarize)
 
 PER_CASE_NAME = "evaluation_per_case.csv"
 SUMMARY_NAME = "evaluation_summary.json"
@@ -141,8 +145,8 @@ def evaluate_folders(pred_dir: str | Path, gt_dir: str | Path, out_dir: str | Pa
         **summarize(rows),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(outputs[0], _per_case_csv(rows))
-    _write_atomic(outputs[1], json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + "\n")
+    write_text_atomic(outputs[0], _per_case_csv(rows))
+    write_text_atomic(outputs[1], json.dumps(_nan_to_none(summary), indent=2, allow_nan=False) + "\n")
     return summary
 
 
@@ -170,19 +174,6 @@ def _per_case_csv(rows: list[dict]) -> str:
     for row in rows:
         writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
     return buffer.getvalue()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # A crash mid-write must not leave a truncated file that looks like a finished evaluation.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _nan_to_none(value):

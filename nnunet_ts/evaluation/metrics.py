@@ -5,7 +5,7 @@ All arrays are 3D in SimpleITK's numpy order ``(z, y, x)``; spacing is ``(z, y, 
 volume is in mm^3 (number of voxels times the voxel volume, so anisotropic spacing counts: 10 voxels
 at spacing (5, 1, 1) mm are 50 mm^3).
 
-Definitions, applied per case in this order (see METHOD "Evaluation (paper)"):
+Definitions, applied per case in this order (see ``docs/method.md`` "Evaluation"):
 
 1. **Binarise the prediction.** An integer or boolean image is a label map: foreground is
    ``label > 0``. A floating-point image is a probability map: foreground is
@@ -47,8 +47,8 @@ are per case (per patient in the paper) and then averaged, as in the paper.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

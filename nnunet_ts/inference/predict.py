@@ -12,15 +12,14 @@ resamples to the model's spacing and back) -> paste crops back -> threshold -> [
 """
 from __future__ import annotations
 
-import contextlib
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.nnunet.paths import trainers_findable
 
 NIFTI_ENDINGS = (".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")
 
@@ -100,25 +99,6 @@ def read_ct_input(path: str | Path, series_uid: str | None = None):
     return sitk.ReadImage(str(path))
 
 
-@contextlib.contextmanager
-def _our_trainers_findable() -> Iterator[None]:
-    """nnU-Net rebuilds the network through the trainer class named in the checkpoint: make our
-    trainers folder searchable for that lookup only, then restore the environment."""
-    from nnunet_ts.cli.env import trainers_dir
-
-    old = os.environ.get("nnUNet_extTrainer")
-    ours = str(trainers_dir())
-    parts = [p for p in (old or "").split(os.pathsep) if p and p != ours]
-    os.environ["nnUNet_extTrainer"] = os.pathsep.join([ours, *parts])
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("nnUNet_extTrainer", None)
-        else:
-            os.environ["nnUNet_extTrainer"] = old
-
-
 def load_predictor(model_folder: str | Path, options: PredictOptions):
     """An initialised ``nnUNetPredictor`` for a trained model folder (CT-only input, 2 classes).
 
@@ -155,7 +135,7 @@ def load_predictor(model_folder: str | Path, options: PredictOptions):
     predictor = nnUNetPredictor(tile_step_size=options.step_size, use_gaussian=True,
                                 use_mirroring=options.mirroring, perform_everything_on_device=use_cuda,
                                 device=torch.device("cuda" if use_cuda else "cpu"), allow_tqdm=False)
-    with _our_trainers_findable():
+    with trainers_findable():
         predictor.initialize_from_trained_model_folder(str(model_folder), tuple(
             f if f == "all" else int(f) for f in folds), options.checkpoint)
     return predictor
@@ -203,8 +183,8 @@ def predict_ct(image, predictor, options: PredictOptions, progress=None) -> tupl
     """
     import SimpleITK as sitk
 
-    from nnunet_ts.io.images import geometry_of
     from nnunet_ts.datasets.lung_crop import compute_lung_mask, crop_array, paste_back, plan_crops
+    from nnunet_ts.io.images import geometry_of
 
     step = progress or (lambda name: None)
     geometry = geometry_of(image)

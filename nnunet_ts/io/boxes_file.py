@@ -12,11 +12,11 @@ Indices are voxel indices of the CT the file belongs to, in SimpleITK's numpy or
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-from nnunet_ts.errors import InputError
 from nnunet_ts.boxes.segbox import SliceRectangle
+from nnunet_ts.errors import InputError
 
 FORMAT = "nnunet_ts.boxes"
 _FIELDS = ("z", "y_min", "y_max", "x_min", "x_max")

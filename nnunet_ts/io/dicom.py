@@ -12,9 +12,9 @@ GDCM's own order, so our images equal ``sitk.ImageSeriesReader`` reading
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

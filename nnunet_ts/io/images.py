@@ -30,7 +30,7 @@ class Geometry:
     def voxel_volume_mm3(self) -> float:
         return float(np.prod(self.spacing))
 
-    def mismatch(self, other: "Geometry", atol: float = 1e-3) -> str | None:
+    def mismatch(self, other: Geometry, atol: float = 1e-3) -> str | None:
         """A description of how two grids differ (None when they agree within ``atol`` mm)."""
         if self.shape_zyx != other.shape_zyx:
             return f"size (z, y, x) {self.shape_zyx} vs {other.shape_zyx}"

@@ -5,7 +5,7 @@ PyTorch chooses between oneDNN (mkldnn) and its native ``slow_conv3d`` per call.
 takes the native path below 20480 when the batch is 1 and the kernel is 3 wide: exactly nnU-Net's
 predictor (one tile per forward pass) on small networks such as the CPU plans (8 features, patch
 32x64x64). The native path is several times slower there (measured in
-``scripts/bench_cpu_conv.py``), and every prediction, pseudo-label and validation pays for it.
+``scripts/benchmarks/cpu_conv.py``), and every prediction, pseudo-label and validation pays for it.
 
 ``use_onednn_for_single_patches(network)`` switches every ``nn.Conv3d`` of a network to oneDNN for
 float32 CPU inputs of batch size 1, the case the rule gets wrong; other inputs (batches, CUDA, other

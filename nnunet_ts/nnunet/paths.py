@@ -1,12 +1,14 @@
-"""nnU-Net folder conventions: dataset names, ids and the nnUNet_* environment variables.
+"""nnU-Net folder conventions: dataset names, ids, the nnUNet_* environment variables, our trainer folder.
 
 Environment variables are read only when a function is called (never at import) and every
 function also takes the path explicitly.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from nnunet_ts.errors import InputError
@@ -46,3 +48,38 @@ def env_root(variable: str, given: str | Path | None, required: bool = True) -> 
         raise InputError(f"{variable} is not set; export it (see `nnunet_ts env --root DIR`) or "
                          f"pass the folder explicitly")
     return None
+
+
+EXT_TRAINER = "nnUNet_extTrainer"  # nnU-Net 2.8's list of extra trainer folders (utilities/find_objects.py)
+
+
+def trainers_dir() -> Path:
+    """The folder holding our trainer modules (``trainers/`` of the source tree when installed -e)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nnunet_ts.trainers")
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def with_our_trainers(current: str | None, extra: Sequence[str | Path] = ()) -> str:
+    """``nnUNet_extTrainer``'s value with our trainer folder (and ``extra``) first, each once, the other
+    plugins' folders kept after them."""
+    ours = [str(trainers_dir()), *map(str, extra)]
+    others = [p for p in (current or "").split(os.pathsep) if p and p not in ours]
+    return os.pathsep.join([*ours, *others])
+
+
+@contextlib.contextmanager
+def trainers_findable() -> Iterator[None]:
+    """Within the block, nnU-Net's trainer lookup finds our trainers (``recursive_find_trainer_class_by_name``
+    searches ``nnUNet_extTrainer``); the environment is restored afterwards. The predictor needs it:
+    it rebuilds the network through the trainer class named in the checkpoint."""
+    old = os.environ.get(EXT_TRAINER)
+    os.environ[EXT_TRAINER] = with_our_trainers(old)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(EXT_TRAINER, None)
+        else:
+            os.environ[EXT_TRAINER] = old

@@ -1,6 +1,6 @@
 """Run the stock commands of a pipeline step by step, as a user would type them.
 
-Experiment runners (``nnunet_ts demo``, ``scripts/teacher_experiment.py``) do their work through the
+Experiment runners (``nnunet_ts demo``, ``scripts/experiments/teacher_experiment.py``) do their work through the
 ``nnUNetv2_*`` and ``nnunet_ts`` commands so that every printed line reproduces one step. This module
 holds what they share: the environment (nnU-Net folders under one root, our trainers found through
 ``nnUNet_extTrainer``, CPU-friendly worker counts) and a runner that prints each command, writes its
@@ -13,11 +13,12 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.nnunet.paths import EXT_TRAINER, with_our_trainers
 from nnunet_ts.nnunet.training_log import EPOCH_LINE as _EPOCH
 
 ROOT_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -33,17 +34,13 @@ def nnunet_environment(root: Path, device: str = "cpu", num_processes: int = 1,
     ``PATH`` starts with this interpreter's ``bin`` (the venv holding nnunet_ts and nnunetv2). On a CPU,
     augmentation runs in the training process (``nnUNet_n_proc_DA=0``) and torch.compile is off.
     """
-    from nnunet_ts.cli.env import trainers_dir
-
     env = dict(os.environ if base is None else base)
     root = Path(root).resolve()
     for variable in ROOT_VARIABLES:
         (root / variable).mkdir(parents=True, exist_ok=True)
         env[variable] = str(root / variable)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    ours = [str(trainers_dir()), *map(str, extra_trainer_dirs)]
-    others = [p for p in env.get("nnUNet_extTrainer", "").split(os.pathsep) if p and p not in ours]
-    env["nnUNet_extTrainer"] = os.pathsep.join([*ours, *others])
+    env[EXT_TRAINER] = with_our_trainers(env.get(EXT_TRAINER), extra_trainer_dirs)
     env.setdefault("nnUNet_def_n_proc", str(num_processes))
     env.setdefault("nnUNet_compile", "false")
     if device == "cpu":

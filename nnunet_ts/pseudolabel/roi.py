@@ -4,7 +4,7 @@ Arrays are (z, y, x); spacing (z, y, x) in mm. A region is a tuple of three slic
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

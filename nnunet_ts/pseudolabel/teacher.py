@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.nnunet.paths import trainers_findable
 from nnunet_ts.pseudolabel.roi import box_regions
 
 
@@ -101,18 +101,18 @@ class Teacher:
     _fold_parameters: list = field(default_factory=list, repr=False)
 
     @classmethod
-    def load(cls, spec: TeacherSpec) -> "Teacher":
+    def load(cls, spec: TeacherSpec) -> Teacher:
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
         check_teacher(spec)
-        _make_our_trainers_findable()
         predictor = nnUNetPredictor(tile_step_size=spec.tile_step_size, use_gaussian=True,
                                     use_mirroring=spec.mirroring,
                                     perform_everything_on_device=spec.device == "cuda",
                                     device=torch.device(spec.device), allow_tqdm=False)
         folds = [f if f == "all" else int(f) for f in spec.folds]
-        predictor.initialize_from_trained_model_folder(str(spec.model_folder), folds, spec.checkpoint)
+        with trainers_findable():
+            predictor.initialize_from_trained_model_folder(str(spec.model_folder), folds, spec.checkpoint)
         return cls(spec, predictor, list(predictor.list_of_parameters))
 
     def predict(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx: Sequence[float],
@@ -133,7 +133,8 @@ class Teacher:
             return np.zeros(ct.shape, np.float32)
         probability = self._predict_array(ct, segbox, spacing_zyx, margin_mm)
         if any(np.isnan(probability[r]).any() for r in regions):  # a region a kept tile missed
-            warnings.warn("ROI prediction did not cover every box region; predicting the whole volume instead")
+            warnings.warn("ROI prediction did not cover every box region; predicting the whole volume instead",
+                          stacklevel=2)
             probability = self._predict_array(ct, segbox, spacing_zyx, None)
         outside = np.ones(ct.shape, bool)
         for region in regions:
@@ -220,13 +221,3 @@ def _overlaps(tile: Sequence, box: Sequence[slice]) -> bool:
         if start >= b.stop or b.start >= stop:
             return False
     return True
-
-
-def _make_our_trainers_findable() -> None:
-    """nnU-Net looks trainer classes up through nnUNet_extTrainer: make sure ours are on it."""
-    from nnunet_ts.cli.env import trainers_dir
-
-    ours = str(trainers_dir())
-    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
-    if ours not in current:
-        os.environ["nnUNet_extTrainer"] = os.pathsep.join([ours, *current])

@@ -1,11 +1,10 @@
 """Loading soft targets with nnU-Net's data loader, unchanged: the soft target rides as a seg channel.
 
-nnU-Net's ``nnUNetDataLoader`` crops ``data`` and ``seg`` with the same box (``seg`` cast to int16,
-padded with -1) and runs the augmentation pipeline on ``image`` and ``segmentation``. A probability
-map cast to int16 is lost, but its 8-bit quantisation ``round(255 p)`` (how it is stored,
-``soft_targets.quantize``) is an integer from 0 to 255 and survives the cast exactly. So
-:class:`SoftTargetDataset` hands the loader each pseudo case's stored soft target as a second channel
-of ``seg``: it is cropped and padded exactly like the mask, at 2 bytes a voxel. The augmentation
+nnU-Net's data loader casts ``seg`` to int16. A probability map cast to int16 is lost, but its 8-bit
+quantisation ``round(255 p)`` (how it is stored, ``soft_targets.quantize``) is an integer from 0 to 255
+and survives the cast exactly. So :class:`SoftTargetDataset` hands the loader each pseudo case's stored
+soft target as a second channel of ``seg`` (``nnunet.seg_channel_dataset``): it is cropped and padded
+exactly like the mask, at 2 bytes a voxel. The augmentation
 pipeline moves it out of the segmentation first thing, before anything interpolates labels
 (``soft_transforms.StashSoftTargetTransform``), the way nnU-Net's cascade carries the previous
 stage's segmentation as seg channel 1. Strong cases keep a one-channel ``seg``, so the channel count
@@ -16,44 +15,15 @@ loader: it repeats identifiers so that nnU-Net's uniform draw hits them with the
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from math import gcd
-from typing import Sequence
 
-import numpy as np
-
+from nnunet_ts.nnunet.seg_channel_dataset import ExtraSegChannelDataset
 from nnunet_ts.student.soft_targets import soft_target_file
 
 
-class StackedSoftChannel:
-    """A case's seg (1, z, y, x) with its stored soft target (uint8, z, y, x) as channel 1, lazily.
-
-    Only what ``crop_and_pad_nd`` uses: ``shape``, ``ndim`` and ``[slices]`` (channel slice first),
-    which returns int16 (2, ...): the mask's patch and the soft target's patch (0-255).
-    """
-
-    def __init__(self, seg, soft_uint8: np.ndarray):
-        if tuple(seg.shape[1:]) != tuple(soft_uint8.shape):
-            raise ValueError(f"soft target shape {tuple(soft_uint8.shape)} differs from the case's "
-                             f"{tuple(seg.shape[1:])}; preprocess the soft targets again "
-                             f"(nnunet_ts soft-targets ... --overwrite)")
-        self._seg, self._soft = seg, soft_uint8
-        self.shape = (seg.shape[0] + 1, *seg.shape[1:])
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, index):
-        index = index if isinstance(index, tuple) else (index,)
-        if index and index[0] != slice(None):
-            raise IndexError("StackedSoftChannel supports slicing all channels only")
-        spatial = index[1:]
-        seg = np.asarray(self._seg[(slice(None), *spatial)])
-        out = np.empty((self.shape[0], *seg.shape[1:]), dtype=np.int16)
-        out[:-1] = seg
-        out[-1] = self._soft[spatial]
-        return out
-
-
-class SoftTargetDataset:
+class SoftTargetDataset(ExtraSegChannelDataset):
     """Wraps an nnU-Net dataset (blosc2 or numpy): pseudo cases load with their soft target as seg channel 1.
 
     Args:
@@ -64,25 +34,8 @@ class SoftTargetDataset:
     """
 
     def __init__(self, dataset, pseudo_cases, identifiers: Sequence[str] | None = None):
-        self.dataset = dataset
-        self.source_folder = dataset.source_folder
         self.pseudo_cases = frozenset(pseudo_cases)
-        self.identifiers = list(dataset.identifiers if identifiers is None else identifiers)
-        self._soft: dict[str, np.ndarray] = {}  # memory maps, opened once per process
-
-    def __getitem__(self, identifier):
-        return self.load_case(identifier)
-
-    def load_case(self, identifier):
-        """(data, seg, seg_prev, properties) as nnU-Net's ``load_case``; seg + soft channel for pseudo."""
-        data, seg, seg_prev, properties = self.dataset.load_case(identifier)
-        if identifier in self.pseudo_cases:
-            soft = self._soft.get(identifier)
-            if soft is None:
-                soft = np.load(soft_target_file(self.source_folder, identifier), mmap_mode="r")
-                self._soft[identifier] = soft
-            seg = StackedSoftChannel(seg, soft)
-        return data, seg, seg_prev, properties
+        super().__init__(dataset, soft_target_file, self.pseudo_cases, identifiers)
 
 
 def source_weighted_identifiers(identifiers: Sequence[str], pseudo_cases, strong_fraction: float | None,

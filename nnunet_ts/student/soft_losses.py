@@ -1,7 +1,7 @@
 """Losses on soft targets for the student: soft Dice + soft cross-entropy (+ L1), per-sample weights.
 
 The student learns from targets that are probabilities: a human mask (0/1) for *strong* cases, the
-teacher's foreground probability for *pseudo* cases (METHOD, pipeline steps 3-4). nnU-Net's
+teacher's foreground probability for *pseudo* cases (``docs/method.md`` "Pipeline", steps 3-4). nnU-Net's
 ``DC_and_CE_loss`` takes integer labels only (its cross-entropy needs them), so this module computes
 the same two terms on a soft one-hot target:
 
@@ -71,7 +71,7 @@ class StudentLossConfig:
             raise ValueError("at least one of the dice, ce and l1 weights must be > 0")
 
     @classmethod
-    def baldeon_calisto(cls, beta: float = 0.5, strong: float = 1.0, pseudo: float = 1.0) -> "StudentLossConfig":
+    def baldeon_calisto(cls, beta: float = 0.5, strong: float = 1.0, pseudo: float = 1.0) -> StudentLossConfig:
         """beta * Dice + (1 - beta) * (soft CE + L1), L1 on pseudo samples (Baldeon Calisto, FLARE 2022)."""
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")

@@ -26,14 +26,14 @@ time at the first training.
 from __future__ import annotations
 
 import json
-import os
 import pickle
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.io.atomic import is_current, save_npy_atomic
 
 SOFT_SUFFIX = "_soft.npy"
 QUANTIZATION_LEVELS = 255
@@ -99,13 +99,6 @@ def preprocess_soft_target(soft_file: str | Path, properties: dict, shape: Seque
     return np.clip(resample_linear(soft, shape), 0.0, 1.0)
 
 
-def _is_current(target: Path, *inputs: Path) -> bool:
-    if not target.is_file():
-        return False
-    mtime = target.stat().st_mtime_ns
-    return all(p.stat().st_mtime_ns <= mtime for p in inputs)
-
-
 def _case_shape(data_folder: Path, case_id: str) -> tuple[int, ...]:
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
@@ -142,7 +135,7 @@ def ensure_soft_targets(data_folder: str | Path, raw_soft_folder: str | Path, ca
                              f"nnUNetv2_plan_and_preprocess for this configuration first")
         stored = soft_target_file(data_folder, case_id)
         # without the raw dataset (training from preprocessed data only) a stored file is trusted
-        if not overwrite and _is_current(stored, pkl, *([raw] if raw.is_file() else [])):
+        if not overwrite and is_current(stored, pkl, *([raw] if raw.is_file() else [])):
             continue
         if not raw.is_file():
             raise InputError(f"soft target {raw} of pseudo case {case_id} is missing; the student "
@@ -155,10 +148,7 @@ def ensure_soft_targets(data_folder: str | Path, raw_soft_folder: str | Path, ca
             properties = pickle.load(f)
         soft = preprocess_soft_target(raw, properties, _case_shape(data_folder, case_id), plans_manager)
         target = soft_target_file(data_folder, case_id)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            np.save(f, quantize(soft))
-        os.replace(tmp, target)  # atomic: folds training at once may both write it
+        save_npy_atomic(target, quantize(soft))  # folds training at once may both write it
         if progress is not None:
             progress(done)
     return [case_id for case_id, _, _ in todo]

@@ -10,7 +10,7 @@ so the two presets differ in how they get there:
   (e.g. 128 in-plane) with the spacing scaled so the whole thorax fits: in-plane spacing =
   FOV / size with an FOV of 320-450 mm (2.5-3.5 mm at 128 px), slice thickness = z coverage /
   n_slices with a coverage of 160-300 mm (1.7-3.1 mm at 96 slices, 2.5-4.7 mm at 64).
-* :meth:`SynthConfig.clinical`: the clinical in-plane spacing 0.6-1.0 mm of the issue on a 512 px
+* :meth:`SynthConfig.clinical`: the clinical in-plane spacing 0.6-1.0 mm on a 512 px
   grid (FOV 307-512 mm) and slice thickness in 1-5 mm (as far as the z coverage allows).
 
 Everything anatomical is sampled in mm (body size, tumour diameters 5-60 mm, vessel radii), so
@@ -18,8 +18,8 @@ both presets show the same patients at different resolution.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 Range = tuple[float, float]
 MIN_SIZE = 16     # voxels per axis; below this the thorax is a handful of blobs
@@ -81,9 +81,9 @@ class SynthConfig:
     tumour_count_probs: tuple[float, ...] = (0.1, 0.5, 0.3, 0.1)
     # Nominal tumour diameter (mm): the shape fits in a ball of this diameter.
     tumour_diameter_mm: Range = (5.0, 60.0)
-    # How the diameter is drawn from its range. Measured on 60 compact cases: "uniform" gives lesion
-    # volumes of 12 +- 15 cm^3 (median 6), nearer the paper's MSD Lung cohort (22 +- 52 cm^3);
-    # "log-uniform" favours small nodules (6 +- 11 cm^3, median 1.2; 46 % under 1 cm^3).
+    # How the diameter is drawn from its range: "uniform" gives lesion volumes nearer the paper's MSD
+    # Lung cohort; "log-uniform" favours small nodules (measured volumes: docs/datasets.md,
+    # "Synthetic data").
     tumour_diameter_sampling: str = "uniform"
     # Mean tumour HU; internal texture adds about +-10 HU.
     tumour_hu: Range = (0.0, 60.0)
@@ -127,7 +127,7 @@ class SynthConfig:
         return len(self.tumour_count_probs) - 1
 
     @classmethod
-    def compact(cls, shape_zyx: Sequence[int] = (64, 128, 128), **overrides) -> "SynthConfig":
+    def compact(cls, shape_zyx: Sequence[int] = (64, 128, 128), **overrides) -> SynthConfig:
         """Few voxels, whole thorax: spacing = physical extent / shape (see the module docstring)."""
         z, y, x = (int(s) for s in shape_zyx)
         spacing = (_FOV_MM[0] / max(x, y), _FOV_MM[1] / max(x, y))
@@ -135,7 +135,7 @@ class SynthConfig:
         return cls(shape_zyx=(z, y, x), spacing_xy_mm=spacing, slice_thickness_mm=thickness, **overrides)
 
     @classmethod
-    def clinical(cls, shape_zyx: Sequence[int] = (128, 512, 512), **overrides) -> "SynthConfig":
+    def clinical(cls, shape_zyx: Sequence[int] = (128, 512, 512), **overrides) -> SynthConfig:
         """Clinical resolution: 0.6-1.0 mm in-plane, slice thickness within 1-5 mm.
 
         The thickness range is the part of 1-5 mm that keeps the z coverage near 160-300 mm; with
@@ -148,7 +148,7 @@ class SynthConfig:
                    **overrides)
 
     @classmethod
-    def preset(cls, name: str, shape_zyx: Sequence[int] | None = None, **overrides) -> "SynthConfig":
+    def preset(cls, name: str, shape_zyx: Sequence[int] | None = None, **overrides) -> SynthConfig:
         """``compact`` or ``clinical``, with the preset's default shape when ``shape_zyx`` is None."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

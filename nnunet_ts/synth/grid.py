@@ -8,9 +8,9 @@ of their voxels, so cost follows the size of the shape, not of the image.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 

@@ -6,7 +6,7 @@ and free of its piecewise-linear creases.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage

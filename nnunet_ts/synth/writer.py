@@ -20,16 +20,16 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
-from typing import Callable
 from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.io.manifest import MANIFEST_NAME, SUBSETS, CaseRecord, write_manifest
-from nnunet_ts.errors import InputError
 from nnunet_ts.datasets.resume import WorkFolder
+from nnunet_ts.errors import InputError
+from nnunet_ts.io.manifest import MANIFEST_NAME, SUBSETS, CaseRecord, write_manifest
 from nnunet_ts.synth.config import SynthConfig
 
 CASE_PREFIX = "synth_"
@@ -75,9 +75,9 @@ class _Task:
 
 def _make_case(task: _Task) -> dict:
     """Generate and write one case (runs in a worker process); returns its lesions.json entry."""
+    from nnunet_ts.boxes.segbox import slice_rectangles
     from nnunet_ts.io.boxes_file import save_rectangles
     from nnunet_ts.io.images import write_image
-    from nnunet_ts.boxes.segbox import slice_rectangles
     from nnunet_ts.synth.generator import generate_case
 
     case = generate_case(task.seed, task.config)

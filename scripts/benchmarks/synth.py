@@ -6,9 +6,12 @@ Two timings, both wall-clock with a process pool (all CPUs by default):
 2. cohort: ``write_cohort``, i.e. generation plus writing NIfTI CT + mask, boxes and manifest.
    Writing = cohort - generation.
 
+Run time: not recorded; the target is under a minute for the generation, so about 1-3 minutes on 2 cores
+with the writing (estimate).
+
 Usage::
 
-    python scripts/bench_synth.py [--cases 100] [--shape 96 128 128] [--workers N] [--no-write]
+    python scripts/benchmarks/synth.py [--cases 100] [--shape 96 128 128] [--workers N] [--no-write]
 """
 from __future__ import annotations
 

@@ -9,11 +9,11 @@ import dataclasses
 import os
 from pathlib import Path
 
-from case_factory import GEOMETRY, make_mask
-from nnunet_ts.io.images import write_image
 from nnunet_ts.boxes.segbox import segbox_from_mask
 from nnunet_ts.datasets.student import write_student_dataset
-from student_factory import plan_written_dataset, write_student_cases
+from nnunet_ts.io.images import write_image
+from tests.factories.case_factory import GEOMETRY, make_mask
+from tests.factories.student_factory import plan_written_dataset, write_student_cases
 
 
 def write_dual_student_dataset(folder: Path, dataset_id: int, name: str, raw_root: Path,

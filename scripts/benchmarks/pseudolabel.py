@@ -12,7 +12,20 @@ command (the largest single process: nnUNetv2_predict preprocesses and exports i
 processes, the ROI command does all in one), and the Dice of the two thresholded (0.5) maps inside
 the ROI regions (boxes + 20 mm), where the ROI map is written; 1 where both are empty there.
 
-    python scripts/bench_pseudolabel.py OUT [--cases 3] [--shape 200 512 512] [--device cpu]
+The teacher is ``BoxTeacherTrainer`` on configuration ``bench_teacher``: ``3d_tiny`` trained 10 x 20
+iterations, without mirroring and without nnU-Net's final validation (on clinical-spacing plans it
+predicts whole validation volumes and would cost more than the benchmark). Timing does not depend on
+training, agreement does: an untrained teacher's probabilities hover around 0.5, where the different
+tile placement of ROI and whole-volume prediction flips the threshold.
+
+The set-up commands run through ``CommandRunner`` (printed on stderr, output in OUT/logs/); the two
+compared commands run under this script's own wait, which reads each one's peak memory (``wait4``),
+their output appended to OUT/bench.log.
+
+Run time: the compared commands took 323 + 1652 s on three 200 x 512 x 512 CTs (2-core CPU, other jobs
+running); with the set-up about 40 minutes (estimate).
+
+    python scripts/benchmarks/pseudolabel.py OUT [--cases 3] [--shape 200 512 512] [--device cpu]
 """
 from __future__ import annotations
 
@@ -28,17 +41,19 @@ from pathlib import Path
 import numpy as np
 
 BIN = Path(sys.executable).parent
-TEACHER_ID, STRONG_ID, WEAK_ID = 801, 802, 803
+TEACHER_ID, STRONG_ID, WEAK_ID, SPACING_ID = 801, 802, 803, 804
+CONFIG, SOURCE = "bench_teacher", "3d_tiny"
+BUDGET = (10, 20, 2)  # epochs, iterations, validation iterations
 
 
-def run(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
-    """(seconds, peak RSS in GiB) of one command."""
+def measured(cmd: list[str], env: dict, log: Path) -> tuple[float, float]:
+    """(seconds, peak RSS in GiB) of one compared command; its output is appended to ``log``."""
     t0 = time.perf_counter()
     with log.open("a") as f:
         f.write("$ " + " ".join(cmd) + "\n")
         f.flush()
         p = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(p.pid, 0)
+        _, status, usage = os.wait4(p.pid, 0)  # the tree's largest process (waited-for descendants included)
     if status != 0:
         raise SystemExit(f"failed: {' '.join(cmd)} (see {log})")
     return time.perf_counter() - t0, usage.ru_maxrss / 2**20
@@ -50,59 +65,64 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=3)
     ap.add_argument("--shape", type=int, nargs=3, default=[200, 512, 512], metavar=("Z", "Y", "X"))
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--trainer", default="BenchBoxTeacherTrainer",
-                    help="teacher trainer (the timing does not depend on how well it is trained, the agreement does: "
-                         "near 0.5 everywhere, an untrained teacher's maps flip at the threshold)")
+    ap.add_argument("--trainer", default="BoxTeacherTrainer",
+                    help=f"teacher trainer, trained on configuration {CONFIG} ({BUDGET[0]} x {BUDGET[1]} iterations; "
+                         "the timing does not depend on how well it is trained, the agreement does: near 0.5 "
+                         "everywhere, an untrained teacher's maps flip at the threshold)")
     args = ap.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
+    from nnunet_ts.nnunet.stock_commands import TRAINING_ONLY, CommandRunner, dataset_folder, nnunet_environment, quoted
+    from nnunet_ts.planners.plans_file import resolved_configuration
+    from nnunet_ts.planners.training_settings import has_configuration
+
     log = out / "bench.log"
-    env = dict(os.environ, **{v: str(out / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["nnUNet_extTrainer"] = subprocess.run([str(BIN / "nnunet_ts"), "env"], capture_output=True, text=True,
-                                              check=True).stdout.strip().split("=", 1)[1].strip("'") \
-        + os.pathsep + str(Path(__file__).resolve().parent / "experiment_trainers")  # BenchBoxTeacherTrainer
-    env.setdefault("nnUNet_def_n_proc", "2")
-    plan_env = {k: v for k, v in env.items() if k != "nnUNet_n_proc_DA"}
+    env = nnunet_environment(out, args.device, num_processes=2)
+    env["nnUNet_n_proc_DA"] = "0"  # the teacher's augmentation in its training process (nnUNetv2_train only)
+    compared_env = {k: v for k, v in env.items() if k not in TRAINING_ONLY}
+    runner = CommandRunner(env, out / "logs", echo=lambda line: print(line, file=sys.stderr, flush=True))
     nt = str(BIN / "nnunet_ts")
 
     if not (out / "teacher_cases" / "cases.csv").is_file():
-        run([nt, "synth", str(out / "teacher_cases"), "--n-strong", "8", "--n-weak", "0", "--n-test", "0"], env, log)
+        runner.run(f"nnunet_ts synth {quoted(out / 'teacher_cases')} --n-strong 8 --n-weak 0 --n-test 0",
+                   "synth_teacher_cases")
     if not (out / "weak_cases" / "cases.csv").is_file():
-        run([nt, "synth", str(out / "weak_cases"), "--n-strong", "0", "--n-weak", str(args.cases), "--n-test", "0",
-             "--preset", "clinical", "--shape", *map(str, args.shape), "--seed", "7"], env, log)
+        runner.run(f"nnunet_ts synth {quoted(out / 'weak_cases')} --n-strong 0 --n-weak {args.cases} --n-test 0 "
+                   f"--preset clinical --shape {' '.join(map(str, args.shape))} --seed 7", "synth_weak_cases")
     raw = out / "nnUNet_raw"
     for kind, did, cases in (("teacher", TEACHER_ID, "teacher_cases"), ("student", STRONG_ID, "teacher_cases"),
                              ("weak", WEAK_ID, "weak_cases")):
         if not list(raw.glob(f"Dataset{did}_*")):
-            run([nt, "dataset", kind, "--cases", str(out / cases), "-d", str(did), "-n", f"Bench{kind}",
-                 "--allow-empty-boxes"] if kind == "weak" else
-                [nt, "dataset", kind, "--cases", str(out / cases), "-d", str(did), "-n", f"Bench{kind}"], env, log)
+            runner.run(f"nnunet_ts dataset {kind} --cases {quoted(out / cases)} -d {did} -n Bench{kind}"
+                       + (" --allow-empty-boxes" if kind == "weak" else ""), f"dataset_{kind}")
     pre = out / "nnUNet_preprocessed"
     if not list(pre.glob(f"Dataset{TEACHER_ID}_*/nnUNetPlans.json")):
-        donor = pre / "Dataset804_Spacing"
+        donor = pre / f"Dataset{SPACING_ID}_Spacing"
         donor.mkdir(parents=True, exist_ok=True)
         (donor / "nnUNetPlans.json").write_text(json.dumps({
             "dataset_name": donor.name, "plans_name": "nnUNetPlans",
             "configurations": {"3d_fullres": {"spacing": [1.5, 1.0, 1.0]}}}))
-        run([nt, "plan-teacher", "-d", str(TEACHER_ID), "--spacing-from", "804", "-np", "2"], plan_env, log)
-        run([nt, "tiny-plans", "-d", str(TEACHER_ID)], env, log)
+        runner.run(f"nnunet_ts plan-teacher -d {TEACHER_ID} --spacing-from {SPACING_ID} -np 2", "plan_teacher")
+        runner.run(f"nnunet_ts tiny-plans -d {TEACHER_ID}", "tiny_plans")
+    if not has_configuration(dataset_folder(pre, TEACHER_ID) / "nnUNetPlans.json", CONFIG):
+        epochs, iterations, val_iterations = BUDGET
+        runner.run(f"nnunet_ts budget-config -d {TEACHER_ID} -c {CONFIG} --source {SOURCE} --epochs {epochs} "
+                   f"--iterations {iterations} --val-iterations {val_iterations} --no-mirroring "
+                   f"--final-validation never", "teacher_configuration")
     model = next(iter((out / "nnUNet_results").glob(f"Dataset{TEACHER_ID}_*")), None)
-    model = model / f"{args.trainer}__nnUNetPlans__3d_tiny" if model else None
+    model = model / f"{args.trainer}__nnUNetPlans__{CONFIG}" if model else None
     if model is None or not (model / "fold_0" / "checkpoint_final.pth").is_file():
-        run([str(BIN / "nnUNetv2_train"), str(TEACHER_ID), "3d_tiny", "0", "-tr", args.trainer, "-device",
-             args.device], dict(env, nnUNet_n_proc_DA="0"), log)
-        model = next((out / "nnUNet_results").glob(f"Dataset{TEACHER_ID}_*")) / f"{args.trainer}__nnUNetPlans__3d_tiny"
+        runner.run(f"nnUNetv2_train {TEACHER_ID} {CONFIG} 0 -tr {args.trainer} -device {args.device}",
+                   "train_teacher", epochs=BUDGET[0])
+        model = dataset_folder(out / "nnUNet_results", TEACHER_ID) / f"{args.trainer}__nnUNetPlans__{CONFIG}"
 
     from nnunet_ts.io.images import read_image
     from nnunet_ts.pseudolabel.roi import box_regions
 
     weak_images = next(raw.glob(f"Dataset{WEAK_ID}_*")) / "imagesTs"
     cases = sorted(p.name[:-len("_0000.nii.gz")] for p in weak_images.glob("*_0000.nii.gz"))[:args.cases]
-    plans = json.loads((model / "plans.json").read_text())["configurations"]
-    tiny = plans["3d_tiny"]
-    base = plans[tiny.get("inherits_from", "3d_fullres")]
-    patch_mm = tuple(p * s for p, s in zip(tiny.get("patch_size", base.get("patch_size")), base["spacing"]))
+    configuration = resolved_configuration(json.loads((model / "plans.json").read_text()), CONFIG)
+    patch_mm = tuple(p * s for p, s in zip(configuration["patch_size"], configuration["spacing"], strict=True))
     rows = []
     print(f"teacher {model.name}, patch {patch_mm} mm; {len(cases)} weak CTs of {args.shape} voxels", flush=True)
     print("| case | ROI s | full s | full / ROI | ROI peak GiB | full peak GiB | Dice in ROIs |")
@@ -117,14 +137,15 @@ def main() -> int:
         (single / "dataset.json").write_text((weak_images.parent / "dataset.json").read_text())
         roi_id = 850 + i
         shutil.rmtree(raw / f"Dataset{roi_id}_BenchROI", ignore_errors=True)
-        roi_s, roi_gib = run([nt, "pseudolabel", "--teacher", str(model), "--weak", str(single), "--strong",
-                              str(STRONG_ID), "-d", str(roi_id), "-n", "BenchROI", "--device", args.device,
-                              "--allow-empty-boxes", "--overwrite"], env, log)
+        roi_s, roi_gib = measured([nt, "pseudolabel", "--teacher", str(model), "--weak", str(single), "--strong",
+                                   str(STRONG_ID), "-d", str(roi_id), "-n", "BenchROI", "--device", args.device,
+                                   "--allow-empty-boxes", "--overwrite"], compared_env, log)
         full_dir = out / "full" / case
         shutil.rmtree(full_dir, ignore_errors=True)
-        full_s, full_gib = run([str(BIN / "nnUNetv2_predict"), "-i", str(single / "imagesTs"), "-o", str(full_dir),
-                                "-d", str(TEACHER_ID), "-c", "3d_tiny", "-f", "0", "-tr", args.trainer,
-                                "-device", args.device, "--save_probabilities", "-npp", "1", "-nps", "1"], env, log)
+        full_s, full_gib = measured([str(BIN / "nnUNetv2_predict"), "-i", str(single / "imagesTs"), "-o",
+                                     str(full_dir), "-d", str(TEACHER_ID), "-c", CONFIG, "-f", "0", "-tr", args.trainer,
+                                     "-device", args.device, "--save_probabilities", "-npp", "1", "-nps", "1"],
+                                    compared_env, log)
         roi_map, geometry = read_image(raw / f"Dataset{roi_id}_BenchROI" / "softTargetsTr" / f"{case}.nii.gz")
         full_map = np.load(full_dir / f"{case}.npz")["probabilities"][1]
         segbox, _ = read_image(weak_images / f"{source}_0001.nii.gz")

@@ -12,13 +12,17 @@ rule, side by side in one run, and prints per rule:
 Rules: nnU-Net's default (33 %, by batch position: with batch 2 the second sample is forced onto
 foreground), random crops only (0 %), and BoxTeacherTrainer's 90 % per sample.
 
-    python scripts/bench_teacher_sampling.py [--cases 20] [--patches 400] [--patch 32 64 64] [--shape 96 256 256]
+The dataset is made with the stock commands (``CommandRunner``: printed on stderr, output in the
+temporary folder's ``logs/``, the last lines shown on failure).
+
+Run time: not recorded; a few minutes on 2 cores with the defaults (estimate), longer with a larger
+``--shape``.
+
+    python scripts/benchmarks/teacher_sampling.py [--cases 20] [--patches 400] [--patch 32 64 64] [--shape 96 256 256]
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,26 +35,24 @@ RULES = (("nnU-Net default (0.33, by position)", 0.33, False),
 
 
 def build_dataset(root: Path, n_cases: int, seed: int, shape: list[int] | None) -> Path:
-    env = dict(os.environ, **{v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")})
-    env.pop("nnUNet_n_proc_DA", None)
-    bin_dir = Path(sys.executable).parent
-    for cmd in ([f"{bin_dir}/nnunet_ts", "synth", str(root / "cases"), "--n-strong", str(n_cases),
-                 "--n-weak", "0", "--n-test", "0", "--seed", str(seed),
-                 *(["--shape", *map(str, shape)] if shape else [])],
-                [f"{bin_dir}/nnunet_ts", "dataset", "teacher", "--cases", str(root / "cases"), "-d", "701",
-                 "-n", "SamplingBench"],
-                [f"{bin_dir}/nnunet_ts", "plan-teacher", "-d", "701", "-np", "2"]):
-        subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return next((root / "nnUNet_preprocessed").glob("Dataset701_*/nnUNetPlans_3d_fullres"))
+    from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
+
+    runner = CommandRunner(nnunet_environment(root, num_processes=2), root / "logs",
+                           echo=lambda line: print(line, file=sys.stderr, flush=True))
+    shape_option = f" --shape {' '.join(map(str, shape))}" if shape else ""
+    runner.run(f"nnunet_ts synth {quoted(root / 'cases')} --n-strong {n_cases} --n-weak 0 --n-test 0 "
+               f"--seed {seed}{shape_option}", "synth")
+    runner.run(f"nnunet_ts dataset teacher --cases {quoted(root / 'cases')} -d 701 -n SamplingBench", "dataset")
+    runner.run("nnunet_ts plan-teacher -d 701 -np 2", "plan_teacher")
+    return dataset_folder(root / "nnUNet_preprocessed", 701) / "nnUNetPlans_3d_fullres"
 
 
 def measure(folder: Path, patch: list[int], oversample: float, probabilistic: bool, n_patches: int,
             seed: int) -> dict[str, float]:
-    from scipy import ndimage
-
     from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
     from nnunetv2.utilities.label_handling.label_handling import LabelManager
+    from scipy import ndimage
 
     dataset_class = infer_dataset_class(str(folder))
     identifiers = dataset_class.get_identifiers(str(folder))
@@ -64,7 +66,7 @@ def measure(folder: Path, patch: list[int], oversample: float, probabilistic: bo
     in_view, box_share, whole = [], [], []
     for _ in range(n_patches // 2):
         batch = loader.generate_train_batch()
-        for data, seg in zip(batch["data"].numpy(), batch["target"].numpy()):
+        for data, seg in zip(batch["data"].numpy(), batch["target"].numpy(), strict=True):
             box = data[1] > 0.5
             in_view.append(box.any())
             box_share.append(box.mean())
@@ -105,7 +107,7 @@ def main() -> int:
         folder = build_dataset(Path(tmp), args.cases, args.seed, args.shape)
         print(f"{args.cases} synthetic teacher cases (preprocessed shape (z, y, x) median "
               f"{median_shape(folder)}); {args.patches} patches per rule")
-        print(f"| patch (z, y, x) | sampling rule | box in view | box voxels | tumour whole |")
+        print("| patch (z, y, x) | sampling rule | box in view | box voxels | tumour whole |")
         print("|---|---|---|---|---|")
         for patch in patches:
             for name, oversample, probabilistic in RULES:

@@ -4,7 +4,7 @@ Target: ``DualDecoderStudentTrainer`` takes <= 1.5 x ``TeacherStudentTrainer``'s
 iteration (a second decoder, its deep-supervision heads and the box loss). Peak memory is reported
 alongside, without a target.
 
-One run builds ``bench_student``'s synthetic student dataset (spheres in noise; pseudo cases have soft
+One run builds ``student.py``'s synthetic student dataset (spheres in noise; pseudo cases have soft
 targets and annotated segboxes), plans it with stock nnU-Net, adds the tiny CPU configuration (or uses
 ``--configuration``) and, with ``nnunet_ts plan-dual``'s function, ``<configuration>_dual``, which
 inherits it: both trainers get the same patch, batch, network and preprocessed data.
@@ -28,9 +28,16 @@ trainers, and reports:
 Medians over rounds are compared and the ratios printed. Nothing is asserted: timings belong here,
 not in unit tests.
 
+Run time: not recorded; about 5-10 minutes on 2 cores with the defaults (estimate: planning and
+preprocessing 16 small cases, then 8 child processes, each importing torch and nnU-Net and building a
+trainer).
+
+Run it as a file (``python scripts/benchmarks/dual_decoder.py``, not ``-m``): it imports ``student.py`` from
+its own folder, which Python puts first on the module search path of the script it runs.
+
 Usage::
 
-    python scripts/bench_dual_decoder.py [--rounds 3] [--steps 3] [--strong 4] [--pseudo 12]
+    python scripts/benchmarks/dual_decoder.py [--rounds 3] [--steps 3] [--strong 4] [--pseudo 12]
         [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--clock cpu] [--threads N]
         [--box-decoder-convs N|full] [--keep DIR]
 """
@@ -47,11 +54,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench_student  # noqa: E402  (its dataset, plans and trainer set-up are reused, not copied)
+import student as bench_student  # student.py in this folder: its dataset, plans and trainer set-up, not copied
 
-from nnunet_ts.cli.plan_dual import box_decoder_convs  # noqa: E402  (torch-free, as plan-dual's --help)
-from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings  # noqa: E402
+from nnunet_ts.cli.plan_dual import box_decoder_convs  # torch-free, as plan-dual's --help
+from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings
 
 TIME_TARGET = 1.50
 MEMORY = {"train_peak_mib": "training peak RSS", "peak_rss_mib": "process peak RSS",

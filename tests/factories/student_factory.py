@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from case_factory import GEOMETRY, make_ct, make_mask
-from nnunet_ts.io.images import write_image
 from nnunet_ts.cli.main import main
 from nnunet_ts.datasets.student import StudentCase, write_student_dataset
+from nnunet_ts.io.images import write_image
+from tests.factories.case_factory import GEOMETRY, make_ct, make_mask
 
 
 def soft_target_of(mask: np.ndarray) -> np.ndarray:
@@ -61,7 +61,10 @@ def plan_written_dataset(dataset_id: int, raw: Path, spacing) -> None:
     """Plan the raw dataset ``raw`` for 3d_fullres at ``spacing`` (nnU-Net's axis order, mm), preprocess
     it, install its splits and add ``3d_tiny`` (patch 16 x 32 x 32). nnUNet_* variables set by the caller."""
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
+        extract_fingerprints,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
 
     extract_fingerprints([dataset_id], num_processes=1, check_dataset_integrity=True)
     da_workers = os.environ.pop("nnUNet_n_proc_DA", None)  # nnU-Net 2.8.1's planner fails with 0

@@ -12,9 +12,12 @@ Configurations: ``tiny`` (the CPU plans of ``nnunet_ts tiny-plans``: 8..64 featu
 and ``fullres`` (nnU-Net's 3d_fullres shape on a CPU-sized patch: 32..320 features, 6 stages,
 patch 64x128x128), where PyTorch already chooses oneDNN for most layers.
 
+Run time: not recorded; about 5 minutes on 2 cores with the defaults (estimate), nearly all of it the
+``fullres`` network.
+
 Usage::
 
-    python scripts/bench_cpu_conv.py [--configuration tiny fullres] [--rounds 5] [--passes 5] [--threads N]
+    python scripts/benchmarks/cpu_conv.py [--configuration tiny fullres] [--rounds 5] [--passes 5] [--threads N]
 """
 from __future__ import annotations
 

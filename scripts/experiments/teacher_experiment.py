@@ -1,18 +1,24 @@
 """The teacher experiment (paper Tables 2-3): box-guided teacher vs the CT-only network.
 
-Same synthetic strong cases, same plans, same budget; three trainings:
+Same synthetic strong cases, same plans, same budget; three trainings, each a trainer of ``trainers/``
+on a configuration that ``nnunet_ts budget-config`` adds (``--epochs`` x ``--iterations``, no
+mirroring, no final validation on fold ``all``: the experiment tests its own held-out cases):
 
-  box      BoxTeacherTrainer-like, trained with perturbed boxes in half of the samples
-  exact    the same teacher trained on exact boxes only
-  ct_only  nnU-Net's default trainer on the CT channel alone (the paper's "point guided")
+  box      BoxTeacherTrainer on ``exp``: perturbed boxes in half of the samples
+  exact    BoxTeacherTrainer on ``exp_exact`` (``--box-perturbation 0``): exact boxes only
+  ct_only  BaselineTrainer (nnU-Net's default trainer) on ``exp`` of the CT-only dataset: the CT channel
+           alone (the paper's "point guided")
 
 Each box teacher is tested on the held-out cases with the exact boxes and with perturbed boxes
 (Sun et al.: scale 0.9-1.2, edges moved by < 1/10 of the side, one fixed draw per case). Writes
 ``teacher_table.md`` and ``teacher_results.json`` into OUT. Every step runs the stock commands (printed
-as they run) and is skipped when its output exists, so a rerun resumes.
+as they run, their output in OUT/logs/) and is skipped when its output exists, so a rerun resumes.
 
-    python scripts/teacher_experiment.py OUT --scale gpu --device cuda      # real 3d_fullres plans
-    python scripts/teacher_experiment.py OUT --scale cpu --device cpu       # 3d_tiny, a 2-core CPU
+Run time: not recorded; about 35 minutes on 2 cores with the defaults (estimate: three 3d_tiny trainings of
+40 x 25 iterations at ~10 s per epoch, plus synthesis, planning and five test-set predictions).
+
+    python scripts/experiments/teacher_experiment.py OUT --scale gpu --device cuda      # real 3d_fullres plans
+    python scripts/experiments/teacher_experiment.py OUT --scale cpu --device cpu       # 3d_tiny, a 2-core CPU
 """
 from __future__ import annotations
 
@@ -20,31 +26,24 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
 TEACHER_ID, CT_ONLY_ID = 611, 612
-RUNS = {  # name: (dataset id, trainer), in training order (the main comparison first)
-    "box": (TEACHER_ID, "TeacherExpBoxTrainer"),
-    "ct_only": (CT_ONLY_ID, "TeacherExpCTOnlyTrainer"),
-    "exact": (TEACHER_ID, "TeacherExpExactBoxTrainer"),
+RUNS = {  # name: (dataset id, trainer, configuration), in training order (the main comparison first)
+    "box": (TEACHER_ID, "BoxTeacherTrainer", "exp"),
+    "ct_only": (CT_ONLY_ID, "BaselineTrainer", "exp"),
+    "exact": (TEACHER_ID, "BoxTeacherTrainer", "exp_exact"),
 }
-CONFIG = "exp"
+# configuration: its budget-config options besides the budget (two trainings of one trainer on one
+# dataset need two configurations: the results folder is <trainer>__nnUNetPlans__<configuration>)
+CONFIGURATION_OPTIONS = {"exp": "", "exp_exact": " --box-perturbation 0"}
+VAL_ITERATIONS = 5
 RESTRICT_MARGIN_MM = 5.0
-
-
-def sh(cmd: str, env: dict, log: Path | None = None) -> None:
-    print(f"$ {cmd}", flush=True)
-    if log is None:
-        subprocess.run(["bash", "-c", cmd], env=env, check=True)
-    else:
-        with log.open("w") as f:
-            subprocess.run(["bash", "-c", cmd], env=env, check=True, stdout=f, stderr=subprocess.STDOUT)
 
 
 def write_perturbed_inputs(images: Path, out: Path, seed: int) -> None:
@@ -86,91 +85,100 @@ def main() -> int:
 
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    from nnunet_ts.planners.budget_config import TrainingBudget, add_budget_configuration
-    from nnunet_ts.nnunet.stock_commands import TRAINING_ONLY, nnunet_environment
+    from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
+    from nnunet_ts.planners.training_settings import has_configuration
 
-    # nnU-Net's folders under OUT, our trainers and the experiment's found, CPU-friendly worker counts
-    env = nnunet_environment(out, args.device, args.np, extra_trainer_dirs=[HERE / "experiment_trainers"])
+    # nnU-Net's folders under OUT, our trainers found, CPU-friendly worker counts; one log per command
+    runner = CommandRunner(nnunet_environment(out, args.device, args.np), out / "logs")
     timings: dict[str, float] = {}
 
     cases = out / "cases"
     if not (cases / "cases.csv").is_file():
-        shape = f"--shape {' '.join(map(str, args.shape))}" if args.shape else ""
-        sh(f"nnunet_ts synth {cases} --n-strong {args.n_strong} --n-weak 0 --n-test {args.n_test} "
-           f"--seed {args.seed} {shape}", env)
+        shape = f" --shape {' '.join(map(str, args.shape))}" if args.shape else ""
+        runner.run(f"nnunet_ts synth {quoted(cases)} --n-strong {args.n_strong} --n-weak 0 --n-test {args.n_test} "
+                   f"--seed {args.seed}{shape}", "synth")
     raw = out / "nnUNet_raw"
     for kind, did, name in (("teacher", TEACHER_ID, "TeacherExp"), ("student", CT_ONLY_ID, "CTOnlyExp")):
         if not list(raw.glob(f"Dataset{did}_*")):
-            sh(f"nnunet_ts dataset {kind} --cases {cases} -d {did} -n {name} --workers {args.np}", env)
+            runner.run(f"nnunet_ts dataset {kind} --cases {quoted(cases)} -d {did} -n {name} --workers {args.np}",
+                       f"dataset_{kind}")
     pre = out / "nnUNet_preprocessed"
     source = "3d_fullres" if args.scale == "gpu" else "3d_tiny"
-    budget = TrainingBudget(args.epochs, args.iterations, 5)
     for did, plan_cmd in ((TEACHER_ID, f"nnunet_ts plan-teacher -d {TEACHER_ID} -np {args.np}"),
                           (CT_ONLY_ID, f"nnUNetv2_plan_and_preprocess -d {CT_ONLY_ID} -c 3d_fullres "
                                        f"-np {args.np} --verify_dataset_integrity")):
         plans_file = next(iter(pre.glob(f"Dataset{did}_*/nnUNetPlans.json")), None)
-        if plans_file is None or CONFIG not in json.loads(plans_file.read_text())["configurations"]:
+        missing = [c for c in sorted({c for d, _, c in RUNS.values() if d == did})
+                   if plans_file is None or not has_configuration(plans_file, c)]
+        if missing:
             t0 = time.time()
             if plans_file is None:
-                # nnU-Net 2.8.1's planner fails with nnUNet_n_proc_DA=0 (a CPU training setting)
-                sh(plan_cmd, {k: v for k, v in env.items() if k not in TRAINING_ONLY})
+                runner.run(plan_cmd, f"plan_{did}")
             if args.scale == "cpu":
-                sh(f"nnunet_ts tiny-plans -d {did} --overwrite", env)
-            plans_file = next(iter(pre.glob(f"Dataset{did}_*/nnUNetPlans.json")))
-            add_budget_configuration(plans_file, CONFIG, source, budget, overwrite=True)
+                runner.run(f"nnunet_ts tiny-plans -d {did} --overwrite", f"tiny_plans_{did}")
+            for configuration in missing:
+                runner.run(f"nnunet_ts budget-config -d {did} -c {configuration} --source {source} "
+                           f"--epochs {args.epochs} --iterations {args.iterations} --val-iterations {VAL_ITERATIONS} "
+                           f"--no-mirroring --final-validation except_fold_all"
+                           f"{CONFIGURATION_OPTIONS[configuration]} --overwrite", f"budget_{did}_{configuration}")
             timings[f"plan_{did}"] = time.time() - t0
 
     results = out / "nnUNet_results"
-    procs = []
+
+    def model_folder(name: str) -> Path:
+        did, trainer, configuration = RUNS[name]
+        return dataset_folder(results, did) / f"{trainer}__nnUNetPlans__{configuration}"
+
+    trainings = []
+    for name, (did, trainer, configuration) in RUNS.items():
+        if name in args.runs and not list(results.glob(
+                f"Dataset{did}_*/{trainer}__nnUNetPlans__{configuration}/fold_all/checkpoint_final.pth")):
+            trainings.append((f"nnUNetv2_train {did} {configuration} all -tr {trainer} -device {args.device}",
+                              f"train_{name}"))
     t0 = time.time()
-    for name, (did, trainer) in RUNS.items():
-        if name not in args.runs:
-            continue
-        final = list(results.glob(f"Dataset{did}_*/{trainer}__nnUNetPlans__{CONFIG}/fold_all/checkpoint_final.pth"))
-        if final:
-            continue
-        cmd = f"nnUNetv2_train {did} {CONFIG} all -tr {trainer} -device {args.device}"
-        log = out / f"train_{name}.log"
-        if args.parallel:
-            print(f"$ {cmd} > {log} &", flush=True)
-            procs.append((name, subprocess.Popen(["bash", "-c", cmd], env=env, stdout=log.open("w"),
-                                                 stderr=subprocess.STDOUT)))
-        else:
-            sh(cmd, env, log)
-    for name, p in procs:
-        if p.wait() != 0:
-            raise SystemExit(f"training {name} failed; see {out / f'train_{name}.log'}")
+    if args.parallel and trainings:
+        # one thread per training (the runner waits for its command); no progress bars, they would interleave
+        with ThreadPoolExecutor(len(trainings)) as pool:
+            for future in [pool.submit(runner.run, cmd, name) for cmd, name in trainings]:
+                future.result()
+    else:
+        for cmd, name in trainings:
+            runner.run(cmd, name, epochs=args.epochs)
     timings["train_wall_s"] = time.time() - t0
 
-    teacher_ts = next(raw.glob(f"Dataset{TEACHER_ID}_*")) / "imagesTs"
+    teacher_ts = dataset_folder(raw, TEACHER_ID) / "imagesTs"
     perturbed_ts = out / "imagesTs_perturbed_boxes"
     if not perturbed_ts.is_dir():
         write_perturbed_inputs(teacher_ts, perturbed_ts, args.seed)
     tests = {"box": {"exact boxes": teacher_ts, "perturbed boxes": perturbed_ts},
              "exact": {"exact boxes": teacher_ts, "perturbed boxes": perturbed_ts},
-             "ct_only": {"CT only": next(raw.glob(f"Dataset{CT_ONLY_ID}_*")) / "imagesTs"}}
-    gt = next(raw.glob(f"Dataset{TEACHER_ID}_*")) / "labelsTs"
-    from nnunet_ts.evaluation.folder import evaluate_folders
-
+             "ct_only": {"CT only": dataset_folder(raw, CT_ONLY_ID) / "imagesTs"}}
+    gt = dataset_folder(raw, TEACHER_ID) / "labelsTs"
     from nnunet_ts.boxes.restriction_folder import restrict_prediction_folder
+    from nnunet_ts.demo.report import cell
+    from nnunet_ts.evaluation.folder import evaluate_folders
 
     table = {}
     for name, inputs in tests.items():
         if name not in args.runs:
             continue
-        did, trainer = RUNS[name]
+        did, trainer, configuration = RUNS[name]
+        checkpoint = model_folder(name) / "fold_all" / "checkpoint_final.pth"
         for label, folder in inputs.items():
             pred = out / "predictions" / f"{name}__{label.replace(' ', '_')}"
-            if not (pred / "evaluation_summary.json").is_file():
+            summary_file = pred / "evaluation_summary.json"
+            # redone when missing or older than the network (retrained, e.g. under another trainer name)
+            redo = not summary_file.is_file() or summary_file.stat().st_mtime < checkpoint.stat().st_mtime
+            if redo:
                 shutil.rmtree(pred, ignore_errors=True)
-                sh(f"nnUNetv2_predict -i {folder} -o {pred} -d {did} -c {CONFIG} -f all -tr {trainer} "
-                   f"-device {args.device} -chk checkpoint_final.pth --disable_tta -step_size {args.step_size} "
-                   f"-npp {args.np} -nps {args.np}", env)
+                runner.run(f"nnUNetv2_predict -i {quoted(folder)} -o {quoted(pred)} -d {did} -c {configuration} "
+                           f"-f all -tr {trainer} -device {args.device} -chk checkpoint_final.pth --disable_tta "
+                           f"-step_size {args.step_size} -npp {args.np} -nps {args.np}", f"predict_{pred.name}")
                 evaluate_folders(pred, gt, pred, overwrite=True, progress=False)
             runs = [(label, pred)]
             if name != "ct_only":  # the optional inference-time restriction to the box + margin
                 restricted = pred.with_name(pred.name + f"__in_box_{RESTRICT_MARGIN_MM:g}mm")
-                if not (restricted / "evaluation_summary.json").is_file():
+                if redo or not (restricted / "evaluation_summary.json").is_file():
                     restrict_prediction_folder(pred, folder, restricted, margin_mm=RESTRICT_MARGIN_MM,
                                                overwrite=True, progress=False)
                     evaluate_folders(restricted, gt, restricted, overwrite=True, progress=False)
@@ -187,16 +195,12 @@ def main() -> int:
              f"seed {args.seed}, sliding-window step {args.step_size:g}.", "",
              "| network | test input | DSC % (mean ± std) | DSC-TP % | lesion F1 % |",
              "|---|---|---|---|---|"]
-
-    def cell(s):
-        return "-" if s["n"] == 0 else f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f}"
-
     for (name, label), m in table.items():
         lines.append(f"| {titles[name]} | {label} | {cell(m['dsc'])} | {cell(m['dsc_tp'])} | {cell(m['f1'])} |")
     (out / "teacher_table.md").write_text("\n".join(lines) + "\n")
     (out / "teacher_results.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "timings_s": timings,
-         "results": {f"{n} | {l}": m for (n, l), m in table.items()}}, indent=2))
+         "results": {f"{name} | {label}": m for (name, label), m in table.items()}}, indent=2))
     print("\n".join(lines))
     return 0
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.io.boxes_file import save_rectangles
-from nnunet_ts.io.manifest import CaseRecord, write_manifest
-from nnunet_ts.io.images import Geometry, write_image
 from nnunet_ts.boxes.segbox import slice_rectangles
+from nnunet_ts.io.boxes_file import save_rectangles
+from nnunet_ts.io.images import Geometry, write_image
+from nnunet_ts.io.manifest import CaseRecord, write_manifest
 
 SHAPE = (16, 32, 32)
 GEOMETRY = Geometry(shape_zyx=SHAPE, spacing=(1.5, 1.5, 3.0), origin=(-24.0, -24.0, -20.0),

@@ -18,11 +18,14 @@ shared machine, wall time mostly measures the other jobs. Use ``--clock wall`` o
 with ``--device cuda``.
 
 Medians of the rounds are compared and the ratios printed. Nothing is asserted: timings belong here,
-not in unit tests.
+not in unit tests. ``dual_decoder.py`` (next to this file) reuses its dataset, plans and trainer set-up.
+
+Run time: not recorded; a few minutes on 2 cores with the defaults (estimate: planning and preprocessing
+16 small cases, then 5 rounds of 10 batches and 3 iterations per trainer).
 
 Usage::
 
-    python scripts/bench_student.py [--rounds 5] [--batches 10] [--steps 3] [--strong 4] [--pseudo 12]
+    python scripts/benchmarks/student.py [--rounds 5] [--batches 10] [--steps 3] [--strong 4] [--pseudo 12]
         [--shape 48 96 96] [--configuration 3d_tiny] [--device cpu] [--keep DIR]
 """
 from __future__ import annotations
@@ -47,9 +50,9 @@ def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, i
     and the sphere's segbox as annotated box (used by the dual-decoder student, ignored by the others)."""
     from scipy import ndimage
 
-    from nnunet_ts.io.images import Geometry, write_image
     from nnunet_ts.boxes.segbox import segbox_from_mask
     from nnunet_ts.datasets.student import StudentCase
+    from nnunet_ts.io.images import Geometry, write_image
 
     rng = np.random.default_rng(seed)
     geometry = Geometry(shape_zyx=shape, spacing=(1.0, 1.0, 1.5), origin=(0.0, 0.0, 0.0),
@@ -60,7 +63,7 @@ def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, i
     for i in range(n_strong + n_pseudo):
         centre = [rng.uniform(0.3, 0.7) * n for n in shape]
         radius = rng.uniform(4, 10)
-        mask = sum((g - c) ** 2 for g, c in zip(grid, centre)) < radius ** 2
+        mask = sum((g - c) ** 2 for g, c in zip(grid, centre, strict=True)) < radius ** 2
         ct = rng.normal(-800, 40, shape)
         ct[mask] = rng.normal(30, 15, int(mask.sum()))
         ct_path = folder / f"b{i:03d}_ct.nii.gz"
@@ -82,10 +85,13 @@ def _write_cases(folder: Path, n_strong: int, n_pseudo: int, shape: tuple[int, i
 
 def _prepare(root: Path, args) -> None:
     from nnunetv2.experiment_planning.plan_and_preprocess_api import (
-        extract_fingerprints, plan_experiment_dataset, preprocess_dataset)
+        extract_fingerprints,
+        plan_experiment_dataset,
+        preprocess_dataset,
+    )
 
-    from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
     from nnunet_ts.datasets.student import write_student_dataset
+    from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
 
     raw = write_student_dataset(_write_cases(root / "cases", args.strong, args.pseudo, tuple(args.shape)),
                                 DATASET_ID, NAME, root / "nnUNet_raw", num_folds=2, overwrite=True)
