@@ -24,10 +24,11 @@ demo: setup
 	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu \
 		$(if $(EPOCHS),--epochs $(EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-e$(EPOCHS),--out $(DEMO_DIR)/$(SCENARIO)-cpu)
 
-## the test suite (what CI runs): the linter, then the tests
+## the test suite (what CI runs): the linter, then the tests in two worker processes (tests that share
+## a trained model or planned datasets run in one worker: tests/conftest.py)
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup tests
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -35,6 +35,7 @@ setup(
     ],
     # lungmask (R231 lung masks for lung cropping) reuses nnU-Net's torch; without it, or without
     # its weights, lung cropping falls back to a classical lung mask and says so.
-    extras_require={"lungmask": ["lungmask>=0.2.20"], "test": ["pytest>=7", "ruff==0.17.6", "lungmask>=0.2.20"]},
+    extras_require={"lungmask": ["lungmask>=0.2.20"],
+                    "test": ["pytest>=7", "pytest-xdist>=3.5", "ruff==0.17.6", "lungmask>=0.2.20"]},
     entry_points={"console_scripts": ["nnunet_ts=nnunet_ts.cli.main:entry"]},
 )

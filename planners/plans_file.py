@@ -10,11 +10,12 @@ _internal_resolve_configuration_inheritance``, nnunetv2 2.8): a child's ``"nnune
 replace its parent's. :func:`add_configuration` therefore writes the parent's resolved settings into
 the child, updated, so every configuration carries all of its settings itself.
 
-Imports no torch: nnU-Net's ``PlansManager`` is imported when called.
+Imports no torch and no nnU-Net.
 """
 from __future__ import annotations
 
 import json
+from copy import deepcopy
 from pathlib import Path
 
 from nnunet_ts.errors import InputError
@@ -41,11 +42,25 @@ def load_plans(plans_file: str | Path, source: str) -> dict:
     return plans
 
 
-def resolved_configuration(plans: dict, name: str) -> dict:
-    """Configuration ``name`` with its ``inherits_from`` chain resolved, as nnU-Net's PlansManager does."""
-    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+def resolved_configuration(plans: dict, name: str, _visited: tuple[str, ...] = ()) -> dict:
+    """Configuration ``name`` with its ``inherits_from`` chain resolved: the parent's dict updated with the
+    child's keys (mirrors ``PlansManager._internal_resolve_configuration_inheritance``, nnunetv2 2.8).
 
-    return PlansManager(plans).get_configuration(name).configuration
+    Raises:
+        InputError: an unknown configuration or a cycle of ``inherits_from``.
+    """
+    configs = plans.get("configurations", {})
+    if name not in configs:
+        raise InputError(f"the plans have no configuration {name!r} (has: {', '.join(configs) or 'none'})")
+    if name in _visited:
+        raise InputError(f"configurations {' -> '.join((*_visited, name))} inherit from each other in a circle")
+    configuration = deepcopy(configs[name])
+    parent = configuration.get("inherits_from")
+    if parent is None:
+        return configuration
+    resolved = resolved_configuration(plans, parent, (*_visited, name))
+    resolved.update(configuration)
+    return resolved
 
 
 def save_plans(plans_file: str | Path, plans: dict) -> None:

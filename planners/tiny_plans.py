@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration, load_plans, resolved_configuration
+from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration, load_plans
 from nnunet_ts.planners.training_settings import TrainingSettings
 
 
@@ -92,6 +92,9 @@ def add_tiny_configuration(plans_file: str | Path, plan: TinyPlan = TinyPlan(),
         InputError: missing plans file, unknown source configuration, or the name exists already
             (pass ``overwrite``).
     """
-    source = resolved_configuration(load_plans(plans_file, plan.source), plan.source)
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    # nnU-Net's own resolution: it also rebuilds the architecture entry of plans from older releases
+    source = PlansManager(load_plans(plans_file, plan.source)).get_configuration(plan.source).configuration
     return add_configuration(plans_file, plan.name, tiny_configuration(source, plan), plan.source,
                              overwrite=overwrite)

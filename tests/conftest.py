@@ -31,6 +31,11 @@ class TrainedModel:
         return self.root / "nnUNet_raw" / self.dataset
 
 
+def pytest_configure(config):
+    # pytest-xdist's marker (make test: -n 2 --dist loadgroup), registered for runs without xdist too
+    config.addinivalue_line("markers", "xdist_group(name): run with the other tests of this group in one worker")
+
+
 BOX_TEACHER_IDS = {"teacher": 911, "student": 912, "weak": 913}
 
 
@@ -71,6 +76,38 @@ def ct_model(tmp_path_factory) -> TrainedModel:
     dataset = "Dataset931_Pred"
     return TrainedModel(root, dataset, "BaselineTrainer",
                         root / "nnUNet_results" / dataset / "BaselineTrainer__nnUNetPlans__3d_tiny", {0: log})
+
+
+# A planned teacher dataset (nothing trained). The teacher cases are (3.0, 1.5, 1.5) mm (z, y, x); the
+# spacing donor is planned at (2.0, 1.0, 1.0), so preprocessing really resamples (3D spline: the
+# anisotropy is below nnU-Net's threshold of 3).
+TEACHER_ID, SPACING_ID = 903, 904
+DONOR_SPACING = [2.0, 1.0, 1.0]
+
+
+@pytest.fixture(scope="session")
+def teacher_root(tmp_path_factory) -> Path:
+    """Teacher dataset 903 ("BoxT", 6 strong cases, 2 test cases), planned by ``plan-teacher
+    --spacing-from`` a donor, with ``3d_tiny``."""
+    import json
+
+    from nnunet_ts.cli.main import main
+
+    root = tmp_path_factory.mktemp("teacher")
+    write_cases(root / "cases", n_strong=6, n_weak=0, n_test=2)
+    with pytest.MonkeyPatch.context() as mp:
+        set_roots(mp, root, create=True)
+        donor = root / "nnUNet_preprocessed" / f"Dataset{SPACING_ID}_Donor"
+        donor.mkdir()
+        (donor / "nnUNetPlans.json").write_text(json.dumps({
+            "dataset_name": donor.name, "plans_name": "nnUNetPlans",
+            "configurations": {"3d_fullres": {"spacing": DONOR_SPACING}}}))
+        assert main(["dataset", "teacher", "--cases", str(root / "cases"), "-d", str(TEACHER_ID),
+                     "-n", "BoxT", "--folds", "2"]) == 0
+        assert main(["plan-teacher", "-d", str(TEACHER_ID), "--spacing-from", str(SPACING_ID),
+                     "-np", "1"]) == 0
+        assert main(["tiny-plans", "-d", str(TEACHER_ID), "--patch", "16", "32", "32"]) == 0
+    return root
 
 
 # Planned student datasets (nothing trained). Cases are (3.0, 1.5, 1.5) mm (z, y, x), planned at

@@ -1,7 +1,6 @@
 """The box-guided teacher: segbox channel binary and aligned through preprocessing, augmentation,
 the network input and the stock nnU-Net commands."""
 import json
-import os
 import random
 from pathlib import Path
 
@@ -11,39 +10,13 @@ import torch
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.io.images import read_image
-from tests.factories.case_factory import GEOMETRY, write_cases
-from tests.factories.stock import prefix, run
+
+from tests.conftest import DONOR_SPACING, TEACHER_ID  # the session's teacher_root
+from tests.factories.case_factory import GEOMETRY
+from tests.factories.stock import prefix, run, set_roots
 from tests.factories.trainers import make_trainer
 
-TEACHER_ID, SPACING_ID = 903, 904
-# The teacher cases are (3.0, 1.5, 1.5) mm (z, y, x); the spacing donor is planned at (2.0, 1.0, 1.0),
-# so preprocessing really resamples (3D spline: the anisotropy is below nnU-Net's threshold of 3).
-DONOR_SPACING = [2.0, 1.0, 1.0]
-
-
-def _env(root: Path) -> dict:
-    return {v: str(root / v) for v in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
-
-
-@pytest.fixture(scope="module")
-def teacher_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("teacher")
-    write_cases(root / "cases", n_strong=6, n_weak=0, n_test=2)
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in _env(root).items():
-            mp.setenv(k, v)
-            Path(v).mkdir()
-        donor = Path(os.environ["nnUNet_preprocessed"]) / f"Dataset{SPACING_ID}_Donor"
-        donor.mkdir()
-        (donor / "nnUNetPlans.json").write_text(json.dumps({
-            "dataset_name": donor.name, "plans_name": "nnUNetPlans",
-            "configurations": {"3d_fullres": {"spacing": DONOR_SPACING}}}))
-        assert main(["dataset", "teacher", "--cases", str(root / "cases"), "-d", str(TEACHER_ID),
-                     "-n", "BoxT", "--folds", "2"]) == 0
-        assert main(["plan-teacher", "-d", str(TEACHER_ID), "--spacing-from", str(SPACING_ID),
-                     "-np", "1"]) == 0
-        assert main(["tiny-plans", "-d", str(TEACHER_ID), "--patch", "16", "32", "32"]) == 0
-    return root
+pytestmark = pytest.mark.xdist_group("box_teacher_model")
 
 
 def _preprocessed(root: Path) -> Path:
@@ -68,8 +41,7 @@ def _assert_box_contains_mask(box: np.ndarray, mask: np.ndarray, tolerance: int 
 
 
 def test_plan_teacher_takes_the_spacing_and_keeps_the_box_binary(teacher_root, monkeypatch):
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     plans = json.loads((_preprocessed(teacher_root) / "nnUNetPlans.json").read_text())
@@ -91,8 +63,7 @@ def test_plan_teacher_takes_the_spacing_and_keeps_the_box_binary(teacher_root, m
 
 def test_stock_preprocessing_would_ring_the_box(teacher_root, monkeypatch):
     """Why plan-teacher exists: nnU-Net's DefaultPreprocessor leaves non-binary box values."""
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     from nnunetv2.preprocessing.preprocessors.default_preprocessor import DefaultPreprocessor
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
@@ -129,8 +100,7 @@ def _force_all_augmentations(pipeline) -> None:
 
 
 def test_training_batch_has_binary_box_around_the_transformed_mask(teacher_root, monkeypatch):
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     monkeypatch.setenv("nnUNet_n_proc_DA", "0")
     # one fixed draw of the random augmentations. Since plan-teacher resamples the box like the mask, a
     # preprocessed mask voxel never lies outside its box; under forced rotation and scaling, 1 of 334 samples
@@ -173,8 +143,7 @@ def test_intensity_augmentations_never_touch_the_box():
 
 
 def test_network_sees_a_binary_box_whatever_the_preprocessing(teacher_root, monkeypatch):
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
     from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
@@ -196,8 +165,7 @@ def test_network_sees_a_binary_box_whatever_the_preprocessing(teacher_root, monk
 
 
 def test_trainer_refuses_a_dataset_without_segbox_channel(teacher_root, monkeypatch):
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     from nnunet_ts.errors import InputError
     from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
 
@@ -210,8 +178,7 @@ def test_trainer_refuses_a_dataset_without_segbox_channel(teacher_root, monkeypa
 
 
 def test_plan_teacher_errors(teacher_root, monkeypatch, capsys):
-    for k, v in _env(teacher_root).items():
-        monkeypatch.setenv(k, v)
+    set_roots(monkeypatch, teacher_root)
     assert main(["plan-teacher", "-d", str(TEACHER_ID)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["plan-teacher", "-d", "977"]) == 2

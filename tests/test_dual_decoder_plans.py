@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-from test_env_and_tiny_plans import FULLRES
 
 from nnunet_ts.boxes.segbox import SEGBOX_MODES
 from nnunet_ts.cli.main import main
@@ -17,6 +16,7 @@ from nnunet_ts.planners.dual_decoder_plans import (
     add_dual_decoder_configuration,
     dual_decoder_settings,
 )
+from tests.factories.plans import FULLRES
 
 DATASET = "Dataset901_T"
 DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": 0,

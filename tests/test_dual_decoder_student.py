@@ -20,6 +20,8 @@ from tests.conftest import DUAL_NAME as NAME
 from tests.factories.stock import prefix, requires_nnunet, run
 from tests.factories.trainers import make_trainer
 
+pytestmark = pytest.mark.xdist_group("planned_datasets")
+
 TRAINER, CONFIG = "DualDecoderStudentTrainer", "3d_tiny_dual_budget"
 
 

@@ -9,32 +9,9 @@ from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import trainers_dir
 from nnunet_ts.planners.tiny_plans import TinyPlan, add_tiny_configuration
+from tests.factories.plans import FULLRES
 
 # The 3d_fullres configuration nnU-Net 2.8.1 plans for a 16x32x32 dataset at (3, 1.5, 1.5) mm.
-FULLRES = {
-    "data_identifier": "nnUNetPlans_3d_fullres", "preprocessor_name": "DefaultPreprocessor",
-    "batch_size": 2, "patch_size": [16, 32, 32], "median_image_size_in_voxels": [16.0, 32.0, 32.0],
-    "spacing": [3.0, 1.5, 1.5], "normalization_schemes": ["CTNormalization", "NoNormalization"],
-    "use_mask_for_norm": [False, False],
-    "resampling_fn_data": "resample_data_or_seg_to_shape", "resampling_fn_seg": "resample_data_or_seg_to_shape",
-    "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
-    "resampling_fn_seg_kwargs": {"is_seg": True, "order": 1, "order_z": 0, "force_separate_z": None},
-    "resampling_fn_probabilities": "resample_data_or_seg_to_shape",
-    "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0, "force_separate_z": None},
-    "architecture": {
-        "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
-        "arch_kwargs": {"n_stages": 4, "features_per_stage": [32, 64, 128, 256],
-                        "conv_op": "torch.nn.modules.conv.Conv3d",
-                        "kernel_sizes": [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
-                        "strides": [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2]],
-                        "n_conv_per_stage": [2, 2, 2, 2], "n_conv_per_stage_decoder": [2, 2, 2],
-                        "conv_bias": True, "norm_op": "torch.nn.modules.instancenorm.InstanceNorm3d",
-                        "norm_op_kwargs": {"eps": 1e-05, "affine": True}, "dropout_op": None,
-                        "dropout_op_kwargs": None, "nonlin": "torch.nn.LeakyReLU",
-                        "nonlin_kwargs": {"inplace": True}},
-        "_kw_requires_import": ["conv_op", "norm_op", "dropout_op", "nonlin"]},
-    "batch_dice": False,
-}
 
 
 @pytest.fixture
@@ -47,7 +24,7 @@ def plans_file(tmp_path):
 
 def test_env_prepends_our_trainer_folder_once_and_keeps_others():
     ours = str(trainers_dir())
-    assert (trainers_dir() / "budget_trainers.py").is_file()
+    assert (trainers_dir() / "baseline_trainers.py").is_file()
     line = env_lines(None, f"/other{os.pathsep}{ours}")[0]
     assert line == f"export nnUNet_extTrainer={ours}{os.pathsep}/other"
 

@@ -8,10 +8,13 @@ evaluated with the stock commands too.
 import json
 
 import numpy as np
+import pytest
 
 from nnunet_ts.io.images import read_image
 from tests.factories.case_factory import GEOMETRY
 from tests.factories.stock import prefix, requires_nnunet, run
+
+pytestmark = pytest.mark.xdist_group("ct_model")
 
 
 @requires_nnunet

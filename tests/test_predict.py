@@ -11,7 +11,7 @@ from nnunet_ts.synth import SynthConfig, generate_case
 from tests.factories.dicom_factory import SeriesSpec, rotation, write_series
 from tests.factories.stock import requires_nnunet
 
-pytestmark = requires_nnunet
+pytestmark = [requires_nnunet, pytest.mark.xdist_group("ct_model")]
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from nnunet_ts.pseudolabel.roi import box_regions
 from tests.factories.case_factory import SHAPE
 from tests.factories.stock import prefix, run
 
+pytestmark = pytest.mark.xdist_group("box_teacher_model")
+
 TEACHER_ID, STUDENT_ID, WEAK_ID = 911, 912, 913  # the session's box_teacher_model (tests/conftest.py)
 
 

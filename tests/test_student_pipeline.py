@@ -16,6 +16,8 @@ from tests.conftest import STUDENT_ID
 from tests.factories.case_factory import GEOMETRY
 from tests.factories.trainers import make_trainer
 
+pytestmark = pytest.mark.xdist_group("planned_datasets")
+
 N_STRONG, N_PSEUDO, CROPPED_CASE = 4, 4, 5  # the session's student_root (tests/conftest.py)
 PSEUDO = [f"case_{i:03d}" for i in range(N_STRONG, N_STRONG + N_PSEUDO)]
 

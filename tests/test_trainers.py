@@ -17,8 +17,10 @@ import torch
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import trainers_dir
-from tests.conftest import BOX_TEACHER_IDS, DUAL_ID, DUAL_NAME, STUDENT_ID
+from tests.conftest import DUAL_ID, DUAL_NAME, STUDENT_ID, TEACHER_ID
 from tests.factories.trainers import make_trainer, trainer_class
+
+pytestmark = pytest.mark.xdist_group("planned_datasets")
 
 NNUNET_BUDGET = (1000, 250, 50)
 TINY = {"budget": [2, 4, 2], "mirroring": False}
@@ -79,7 +81,7 @@ def preprocessed(request, monkeypatch):
     """``preprocessed(kind)``: the planned dataset folder of a kind, this process's nnU-Net pointed at it."""
     def folder(kind: str) -> Path:
         if kind == "teacher":
-            root, name = request.getfixturevalue("box_teacher_model").root, f"Dataset{BOX_TEACHER_IDS['teacher']}_T"
+            root, name = request.getfixturevalue("teacher_root"), f"Dataset{TEACHER_ID}_BoxT"
         elif kind == "student":
             root, name = request.getfixturevalue("student_root"), f"Dataset{STUDENT_ID}_Soft"
         else:

@@ -13,7 +13,7 @@ Scenarios follow the paper's two student experiments:
 Scale presets:
 
 * ``cpu``: nnU-Net's planning and preprocessing, then ``3d_tiny`` (8..64 features, patch 32x64x64,
-  batch 2), short fixed budgets; the whole demo took 22 min on a 2-core CPU;
+  batch 2), short fixed budgets; about 22 minutes on a 2-core CPU (docs/cpu.md);
 * ``gpu``: nnU-Net's real ``3d_fullres`` plans, 250 iterations per epoch as nnU-Net, 300 epochs
   (the paper trains up to 350), larger cohorts.
 """

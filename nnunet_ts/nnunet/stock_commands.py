@@ -108,8 +108,12 @@ def _follow_epochs(proc: subprocess.Popen, log: Path, epochs: int, name: str) ->
 
     # redrawn only when an epoch starts: a log file (nohup, CI) gets one line per epoch, not per second
     with tqdm(total=epochs, desc=f"  {name}", unit="epoch", leave=False) as bar:
-        while proc.poll() is None:
-            time.sleep(1.0)
+        while True:
+            try:
+                proc.wait(timeout=1.0)  # returns as soon as the command ends
+                break
+            except subprocess.TimeoutExpired:
+                pass
             found = _EPOCH.findall(log.read_text(errors="replace"))
             started = min(epochs, int(found[-1])) if found else 0
             if started > bar.n:
