@@ -36,6 +36,7 @@ setup(
     # lungmask (R231 lung masks for lung cropping) reuses nnU-Net's torch; without it, or without
     # its weights, lung cropping falls back to a classical lung mask and says so.
     extras_require={"lungmask": ["lungmask>=0.2.20"],
-                    "test": ["pytest>=7", "pytest-xdist>=3.5", "ruff==0.17.6", "lungmask>=0.2.20"]},
+                    # pytest 9 with pytest-xdist 3.8 ignores xdist_group marks; make test relies on them
+                    "test": ["pytest>=8,<9", "pytest-xdist>=3.5", "ruff==0.17.6", "lungmask>=0.2.20"]},
     entry_points={"console_scripts": ["nnunet_ts=nnunet_ts.cli.main:entry"]},
 )

@@ -10,7 +10,6 @@ import torch
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.io.images import read_image
-
 from tests.conftest import DONOR_SPACING, TEACHER_ID  # the session's teacher_root
 from tests.factories.case_factory import GEOMETRY
 from tests.factories.stock import prefix, run, set_roots

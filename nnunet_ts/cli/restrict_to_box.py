@@ -42,7 +42,7 @@ def register(subparsers, name: str, help_text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_ts.boxes.restriction_folder import restrict_prediction_folder
+    from nnunet_ts.inference.restriction_folder import restrict_prediction_folder
 
     written = restrict_prediction_folder(args.pred, args.images, args.out, margin_mm=args.margin_mm,
                                          box_channel=args.box_channel, file_ending=args.file_ending,
