@@ -154,9 +154,9 @@ def main() -> int:
              "exact": {"exact boxes": teacher_ts, "perturbed boxes": perturbed_ts},
              "ct_only": {"CT only": dataset_folder(raw, CT_ONLY_ID) / "imagesTs"}}
     gt = dataset_folder(raw, TEACHER_ID) / "labelsTs"
-    from nnunet_ts.inference.restriction_folder import restrict_prediction_folder
     from nnunet_ts.demo.report import cell
     from nnunet_ts.evaluation.folder import evaluate_folders
+    from nnunet_ts.inference.restriction_folder import restrict_prediction_folder
 
     table = {}
     for name, inputs in tests.items():
