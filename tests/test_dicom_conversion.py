@@ -10,7 +10,7 @@ from nnunet_ts.dataset_conversion.common import ConversionOptions
 from nnunet_ts.errors import InputError
 from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, rasterise_rtstruct, read_ct
 from nnunet_ts.io.images import read_image
-from tests.factories.dicom_factory import (
+from nnunet_ts.synth.dicom_export import (
     PET_STORAGE,
     SeriesSpec,
     ellipse_contours,

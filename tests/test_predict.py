@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from nnunet_ts.cli.main import main
 from nnunet_ts.synth import SynthConfig, generate_case
-from tests.factories.dicom_factory import SeriesSpec, rotation, write_series
+from nnunet_ts.synth.dicom_export import SeriesSpec, rotation, write_series
 from tests.factories.stock import requires_nnunet
 
 pytestmark = [requires_nnunet, pytest.mark.xdist_group("ct_model")]

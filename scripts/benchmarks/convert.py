@@ -10,8 +10,7 @@ wall-clock and single process:
 2. lung cropping: lung mask (lungmask R231 if its weights are found, else the classical mask;
    the method is printed) + crop plan + cropping CT and mask, per case.
 
-The DICOM writer below is a trimmed copy of the test suite's (``tests/factories/dicom_factory.py``): scripts do
-not import from ``tests/``.
+The DICOM is written by the synthetic data's DICOM export (``nnunet_ts.synth.dicom_export``).
 
 Run time: not recorded; a few minutes on 2 cores (estimate), more with lungmask.
 
@@ -25,146 +24,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
-
-
-# ----- synthetic DICOM (a CT series, an RTSTRUCT): a trimmed copy of tests/factories/dicom_factory.py
-
-@dataclass
-class SeriesSpec:
-    """Geometry as SimpleITK gives it: origin (x, y, z mm, LPS), spacing (x, y, z), a 3x3 direction whose
-    columns are the row, column and slice-normal directions."""
-
-    hu: np.ndarray                       # (z, y, x) HU
-    spacing: tuple[float, float, float]  # x, y, z mm
-    origin: tuple[float, float, float]
-    direction: np.ndarray                # 3x3
-    slope: float = 1.0
-    intercept: float = -1024.0
-    patient_id: str = "P001"
-
-    def point(self, index_xyz) -> np.ndarray:
-        """Patient position (mm) of a continuous voxel index (x, y, z)."""
-        return np.asarray(self.origin) + self.direction @ (np.asarray(self.spacing) * np.asarray(index_xyz, float))
-
-
-@dataclass
-class WrittenSeries:
-    series_uid: str
-    frame_uid: str
-    study_uid: str
-    sop_uids: list[str]  # per slice index z
-
-
-def _base(modality: str, sop_class: str, patient_id: str, study_uid: str, series_uid: str, sop_uid: str):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, sop_uid
-    ds.Modality = modality
-    ds.PatientID, ds.PatientName = patient_id, f"Test^{patient_id}"
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
-    ds.StudyDate, ds.SeriesNumber = "20200101", 1
-    return ds
-
-
-def write_series(folder: Path, spec: SeriesSpec, rng: np.random.Generator) -> WrittenSeries:
-    """One CT file per slice, random file names, written in shuffled order."""
-    from pydicom.uid import generate_uid
-
-    folder.mkdir(parents=True, exist_ok=True)
-    study, series_uid, frame = generate_uid(), generate_uid(), generate_uid()
-    nz, ny, nx = spec.hu.shape
-    raw = np.rint((spec.hu - spec.intercept) / spec.slope)
-    assert raw.min() >= 0 and raw.max() < 65536, "choose slope/intercept so raw values fit uint16"
-    sop_uids = [generate_uid() for _ in range(nz)]
-    for z in rng.permutation(nz):
-        z = int(z)
-        ds = _base("CT", CT_STORAGE, spec.patient_id, study, series_uid, sop_uids[z])
-        ds.FrameOfReferenceUID = frame
-        ds.SeriesDescription = "CT chest"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-        ds.InstanceNumber = int(rng.integers(1, 10_000))  # deliberately meaningless
-        ds.ImagePositionPatient = [f"{v:.6f}" for v in spec.point((0, 0, z))]
-        ds.ImageOrientationPatient = [f"{v:.8f}" for v in (*spec.direction[:, 0], *spec.direction[:, 1])]
-        ds.PixelSpacing = [spec.spacing[1], spec.spacing[0]]  # row spacing (y), column spacing (x)
-        ds.SliceThickness = spec.spacing[2]
-        ds.Rows, ds.Columns = ny, nx
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = spec.slope, spec.intercept, "HU"
-        ds.PixelData = raw[z].astype(np.uint16).tobytes()
-        ds.save_as(folder / f"{rng.integers(1 << 40):x}.dcm", enforce_file_format=True)
-    return WrittenSeries(series_uid, frame, study, sop_uids)
-
-
-def write_rtstruct(path: Path, ct: WrittenSeries, spec: SeriesSpec, rois: dict[str, list]) -> None:
-    """An RTSTRUCT referencing ``ct`` with ROIs name -> [(slice index, (n, 3) points mm)]."""
-    from pydicom.dataset import Dataset
-    from pydicom.sequence import Sequence
-    from pydicom.uid import generate_uid
-
-    def image_ref(sop_uid: str) -> Dataset:
-        ref = Dataset()
-        ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = CT_STORAGE, sop_uid
-        return ref
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds = _base("RTSTRUCT", RTSTRUCT_STORAGE, spec.patient_id, ct.study_uid, generate_uid(), generate_uid())
-    ds.StructureSetLabel = "RTSTRUCT"
-    ds.FrameOfReferenceUID = ct.frame_uid
-    ser = Dataset()
-    ser.SeriesInstanceUID = ct.series_uid
-    ser.ContourImageSequence = Sequence([image_ref(u) for u in ct.sop_uids])
-    study = Dataset()
-    study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
-    study.ReferencedSOPInstanceUID = ct.study_uid
-    study.RTReferencedSeriesSequence = Sequence([ser])
-    frame = Dataset()
-    frame.FrameOfReferenceUID = ct.frame_uid
-    frame.RTReferencedStudySequence = Sequence([study])
-    ds.ReferencedFrameOfReferenceSequence = Sequence([frame])
-    ds.StructureSetROISequence, ds.ROIContourSequence, ds.RTROIObservationsSequence = Sequence(), Sequence(), Sequence()
-    for number, (name, contours) in enumerate(rois.items(), start=1):
-        roi = Dataset()
-        roi.ROINumber, roi.ROIName, roi.ReferencedFrameOfReferenceUID = number, name, ct.frame_uid
-        roi.ROIGenerationAlgorithm = "MANUAL"
-        ds.StructureSetROISequence.append(roi)
-        rc = Dataset()
-        rc.ReferencedROINumber, rc.ROIDisplayColor = number, [255, 0, 0]
-        rc.ContourSequence = Sequence()
-        for k, points in contours:
-            c = Dataset()
-            c.ContourGeometricType = "CLOSED_PLANAR"
-            c.NumberOfContourPoints = len(points)
-            c.ContourData = [f"{v:.4f}" for v in points.reshape(-1)]
-            c.ContourImageSequence = Sequence([image_ref(ct.sop_uids[k])])
-            rc.ContourSequence.append(c)
-        ds.ROIContourSequence.append(rc)
-        obs = Dataset()
-        obs.ObservationNumber, obs.ReferencedROINumber, obs.RTROIInterpretedType = number, number, "GTV"
-        ds.RTROIObservationsSequence.append(obs)
-    ds.save_as(path, enforce_file_format=True)
-
-
-# ----- the benchmark
 
 def write_patient(folder: Path, seed: int, shape: tuple[int, int, int]) -> None:
     from skimage.measure import find_contours
 
     from nnunet_ts.synth import SynthConfig, generate_case
+    from nnunet_ts.synth.dicom_export import SeriesSpec, write_rtstruct, write_series
 
     case = generate_case(seed, SynthConfig.clinical(shape, tumour_count_probs=(0.0, 0.6, 0.4, 0.0)))
     spec = SeriesSpec(hu=case.ct.astype(float), spacing=case.geometry.spacing, origin=case.geometry.origin,

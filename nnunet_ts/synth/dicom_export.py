@@ -1,6 +1,9 @@
 """Synthetic DICOM in the real formats, written with pydicom: CT series, PET and fused series,
 secondary captures, RTSTRUCTs with planar contours, and PASCAL-VOC box XML files.
 
+The DICOM side of the synthetic data: the readers and converters (``io.dicom``, ``dataset_conversion``)
+are tested and benchmarked on what this writes.
+
 Geometry is given like SimpleITK's: origin (x, y, z mm, LPS), spacing (x, y, z), a 3x3 direction
 whose columns are the row, column and slice-normal directions. Files get random names and are
 written in shuffled order, so readers must sort slices by position, not by name.
