@@ -1,5 +1,5 @@
 """DICOM reading, RTSTRUCT rasterisation and the NSCLC-Radiomics / Lung-PET-CT-Dx converters, on
-synthetic DICOM written with pydicom in the real formats (see dicom_factory)."""
+synthetic DICOM written with pydicom in the real formats (see nnunet_ts.synth.dicom_export)."""
 import json
 
 import numpy as np
