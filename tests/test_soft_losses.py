@@ -154,3 +154,24 @@ def test_wrong_target_shape_and_sources_length():
     with pytest.raises(RuntimeError, match="batch of 3"):
         loss(logits, soft_one_hot(labels.float()))
     assert np.isfinite(SoftTargetLoss()(logits, soft_one_hot(labels.float())).item())
+
+
+def test_l1_is_the_mean_over_pseudo_samples_whatever_the_strong_samples_beside_them():
+    # the same pseudo sample alone and with three strong samples: the L1 term must not shrink to 1/4
+    torch.manual_seed(0)
+    logits = torch.randn(4, 2, 3, 4, 4)
+    target = soft_one_hot(torch.rand(4, 1, 3, 4, 4))
+    l1_only = SoftTargetLoss(StudentLossConfig(dice=0, ce=0, l1=1))
+    l1_only.set_batch_sources([True])
+    alone = l1_only(logits[:1], target[:1])
+    by_hand = (torch.softmax(logits[:1], 1)[:, 1] - target[:1, 1]).abs().mean()
+    assert alone.item() == pytest.approx(by_hand.item(), abs=1e-6)
+    l1_only.set_batch_sources([True, False, False, False])
+    assert l1_only(logits, target).item() == pytest.approx(alone.item(), abs=1e-6)
+    # two pseudo samples: their mean; per-source weights scale each
+    l1_only.set_batch_sources([True, True, False, False])
+    second = (torch.softmax(logits[1:2], 1)[:, 1] - target[1:2, 1]).abs().mean()
+    assert l1_only(logits, target).item() == pytest.approx(((by_hand + second) / 2).item(), abs=1e-6)
+    weighted = SoftTargetLoss(StudentLossConfig(dice=0, ce=0, l1=1, pseudo=0.5))
+    weighted.set_batch_sources([True, False, False, False])
+    assert weighted(logits, target).item() == pytest.approx(0.5 * alone.item(), abs=1e-6)

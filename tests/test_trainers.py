@@ -165,3 +165,21 @@ def test_old_trainer_names_name_their_replacement_and_still_build_networks(old, 
     channels = 2 if kind == "teacher" else 1
     assert isinstance(cls.build_network_architecture(plans, plans.get_configuration("3d_tiny"), channels, 2, False),
                       torch.nn.Module)
+
+
+@pytest.mark.parametrize("world_size, batch_size", [(2, 2), (2, 4), (4, 4)])
+def test_foreground_sampling_rate_is_the_configured_one_on_every_ddp_rank(world_size, batch_size, lookup,
+                                                                         preprocessed, monkeypatch):
+    # nnU-Net's DDP split makes the rate per rank deterministic (0.9 on 2 ranks x 1 sample: 0.0 and 1.0)
+    import torch.distributed as dist
+
+    trainer = make_trainer(trainer_class("BoxTeacherTrainer"), preprocessed("teacher"), initialize=False)
+    trainer.configuration_manager.configuration["batch_size"] = batch_size
+    trainer.is_ddp = True
+    monkeypatch.setattr(dist, "get_world_size", lambda *a, **k: world_size)
+    for rank in range(world_size):
+        monkeypatch.setattr(dist, "get_rank", lambda *a, _rank=rank, **k: _rank)
+        trainer.oversample_foreground_percent = trainer.settings.foreground_sampling
+        trainer._set_batch_size_and_oversample()
+        assert trainer.batch_size == batch_size // world_size
+        assert trainer.oversample_foreground_percent == 0.9 and trainer.probabilistic_oversampling

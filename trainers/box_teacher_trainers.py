@@ -58,7 +58,9 @@ class BoxTeacherTrainer(SettingsFromPlansMixin, DiceSmoothMixin, TrainingPipelin
 
     def edit_training_pipeline(self, pipeline, deep_supervision_scales, use_mask_for_norm):
         pipeline = super().edit_training_pipeline(pipeline, deep_supervision_scales, use_mask_for_norm)
-        pipeline.transforms = [StashSegboxTransform(self.segbox_channel, self.box_perturbation),
+        # the rectangles lie in axial slices: where nnU-Net's plans transposed the data, that axis moved
+        axial_axis = list(self.plans_manager.transpose_forward).index(0)
+        pipeline.transforms = [StashSegboxTransform(self.segbox_channel, self.box_perturbation, axial_axis),
                                *pipeline.transforms,
                                RestoreSegboxTransform(self.segbox_channel)]
         return pipeline

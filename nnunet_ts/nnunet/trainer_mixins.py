@@ -22,6 +22,8 @@ class SettingsFromPlansMixin:
       (``probabilistic_oversampling``) draws from ``foreground_sampling``;
     * ``configure_rotation_dummyDA_mirroring_and_inital_patch_size``: no mirror axes, for training and
       for the predictor (``inference_allowed_mirroring_axes``), when ``mirroring`` is off;
+    * ``_set_batch_size_and_oversample`` (nnU-Net's DDP split of the batch): the per-sample foreground
+      rate stays the configured one on every rank;
     * ``perform_actual_validation``: skipped as ``final_validation`` says.
 
     The Dice smooth is the loss's business: each trainer's ``_build_loss`` reads ``self.settings``.
@@ -43,6 +45,15 @@ class SettingsFromPlansMixin:
             self.oversample_foreground_percent = self.settings.foreground_sampling
             self.probabilistic_oversampling = True
         self.print_to_log_file(f"nnunet_ts settings of {where}: {self.settings}")
+
+    def _set_batch_size_and_oversample(self):
+        super()._set_batch_size_and_oversample()
+        # Under DDP nnU-Net splits the batch over ranks and turns the foreground rate into a per-rank
+        # rate for its deterministic rule "the last XX % of the batch is foreground" (0.9 of a batch of
+        # 2 on 2 ranks: rank 0 gets 0.0, rank 1 gets 1.0). Our sampling draws per sample
+        # (probabilistic_oversampling), which needs no split: every rank draws at the configured rate.
+        if self.settings.foreground_sampling is not None:
+            self.oversample_foreground_percent = self.settings.foreground_sampling
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, mirror_axes = \

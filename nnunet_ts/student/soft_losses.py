@@ -10,7 +10,8 @@ the same two terms on a soft one-hot target:
   the target used as given (probabilities, not labels); ``dice_smooth`` 0 is nnU-Net's
   ``nnUNetTrainerDiceCELoss_noSmooth``;
 * soft cross-entropy: ``-sum_c t_c log softmax(x)_c``, averaged over voxels and samples;
-* L1 (Baldeon Calisto): ``|softmax(x)_fg - t_fg|`` averaged over voxels, on pseudo samples only.
+* L1 (Baldeon Calisto): ``|softmax(x)_fg - t_fg|`` averaged over voxels and over the pseudo samples only
+  (strong samples of the batch do not dilute it).
 
 On one-hot (hard) targets with unit weights, ``SoftTargetLoss`` equals nnU-Net's ``DC_and_CE_loss``
 (tested to 1e-5): on strong-only data the student is nnU-Net.
@@ -190,7 +191,10 @@ class SoftTargetLoss(nn.Module):
         if c.ce:
             loss = loss + c.ce * _weighted_sample_mean(-(target * log_p).sum(1), weights)
         if c.l1 and bool(is_pseudo.any()):
-            l1 = (probabilities[:, 1:] - target[:, 1:]).abs().sum(1)
-            pseudo_only = is_pseudo.to(l1) * (weights if weights is not None else 1.0)
-            loss = loss + c.l1 * _weighted_sample_mean(l1, pseudo_only)
+            # the mean over the pseudo samples only: its weight does not depend on how many strong
+            # samples share the batch
+            l1 = (probabilities[:, 1:] - target[:, 1:]).abs().sum(1).flatten(1).mean(1)[is_pseudo]
+            if weights is not None:
+                l1 = l1 * weights[is_pseudo].to(l1)
+            loss = loss + c.l1 * l1.mean()
         return loss

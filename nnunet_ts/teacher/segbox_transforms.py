@@ -19,6 +19,7 @@ import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
 from nnunet_ts.boxes.perturbation import BoxPerturbation, perturb_segbox
+from nnunet_ts.boxes.segbox import label_lesions
 from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 
@@ -29,13 +30,17 @@ class StashSegboxTransform(BasicTransform):
         channel: index of the segbox channel in ``image``.
         perturbation: box perturbation applied with ``perturbation.probability`` per sample, before
             any spatial transform (the boxes are still axis-aligned rectangles then); None for exact
-            boxes.
+            boxes. Lesions are told apart by the sample's mask (``segmentation``), so the boxes of
+            neighbouring lesions stay separate boxes.
+        axial_axis: the spatial axis (0-2) of the axial slices in the preprocessed data: 0 unless
+            nnU-Net's plans transpose the data (``transpose_forward.index(0)``).
     """
 
-    def __init__(self, channel: int, perturbation: BoxPerturbation | None = None):
+    def __init__(self, channel: int, perturbation: BoxPerturbation | None = None, axial_axis: int = 0):
         super().__init__()
         self.channel = channel
         self.perturbation = perturbation
+        self.axial_axis = axial_axis
 
     def apply(self, data_dict, **params):
         if data_dict.get("regression_target") is not None:
@@ -48,12 +53,17 @@ class StashSegboxTransform(BasicTransform):
         # the global numpy RNG, as batchgeneratorsv2's RandomTransform: nnU-Net seeds it per worker
         if p is not None and p.probability > 0 and np.random.uniform() < p.probability:
             rng = np.random.default_rng(np.random.randint(0, 2 ** 31 - 1))
-            perturbed = perturb_segbox(segbox[0].numpy() if isinstance(segbox, torch.Tensor)
-                                       else segbox[0], p, rng)
+            seg = data_dict.get("segmentation")
+            lesions = None if seg is None else label_lesions(_numpy(seg[0]) > 0)[0]
+            perturbed = perturb_segbox(_numpy(segbox[0]), p, rng, lesions=lesions, axial_axis=self.axial_axis)
             segbox = torch.as_tensor(perturbed[None], dtype=image.dtype)
         data_dict["image"] = image[keep]
         data_dict["regression_target"] = segbox
         return data_dict
+
+
+def _numpy(array) -> np.ndarray:
+    return array.numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
 
 
 class RestoreSegboxTransform(BasicTransform):
