@@ -90,10 +90,15 @@ def test_cells_and_comparisons():
     assert "The CT-only teacher finds no test tumour" in lines[1] and "Neither" not in lines[1]
 
 
-def test_demo_help():
+def test_demo_help(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--help"])
     assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    # what it runs, its choices and defaults, how to resume and where the report goes
+    for expected in ("scarce", "vast", "--scale", "cpu", "gpu", "--epochs", "--out", "--overwrite", "--cases",
+                     "report"):
+        assert expected in text, expected
 
 
 @requires_nnunet

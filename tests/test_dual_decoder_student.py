@@ -110,6 +110,11 @@ def test_batches_carry_a_binary_augmented_segbox_that_contains_strong_masks(dual
                     assert not ((fg > 0) & (_dilate(segbox) == 0)).any()
             if trainer.sources[key] == "strong" and targets[0][b, 0].sum() > 0:
                 assert targets[0][b, 1].sum() >= targets[0][b, 0].sum() * 0.9
+            if trainer.sources[key] == "pseudo":  # the drawn box, moved with the CT and the soft target
+                fg, segbox = targets[0][b, 0], targets[0][b, 1]
+                core = fg > 0.9  # the teacher's confident tumour lies inside the true mask, so in its box
+                assert not (core & (_dilate(segbox) == 0)).any()
+                assert segbox.sum() >= core.sum()
     assert seen["strong"] and seen["pseudo"]
     assert next(val_loader)["target"][0].shape[1] == 1  # validation: the single-output student's target
 

@@ -132,7 +132,8 @@ def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):
 
 
 def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
-    """Full mode, one fold: the soft target is nnUNetv2_predict's saved probability of class 1."""
+    """Full mode: with one fold the soft target is nnUNetv2_predict's saved probability of class 1; with
+    two folds it is the mean of the two folds' probabilities (a soft vote, not nnU-Net's logit mean)."""
     import torch
 
     # one torch thread on both sides (nnUNetv2_predict below: nnUNet_def_n_proc=1): other thread
@@ -141,20 +142,29 @@ def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
     torch.set_num_threads(1)
     try:
         assert main(_args(env, 922, "--mode", "full", folds=("0",))) == 0
+        assert main(_args(env, 923, "--mode", "full", folds=("0", "1"))) == 0
     finally:
         torch.set_num_threads(threads)
-    pred = tmp_path / "pred"
     weak_images = env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs"
-    run(prefix(env) + f"nnUNetv2_predict -i {weak_images} -o {pred} "
-        f"-d {TEACHER_ID} -c 3d_tiny -f 0 -tr BoxTeacherTrainer -device cpu --save_probabilities")
+    probabilities = {}
+    for fold in (0, 1):
+        pred = tmp_path / f"pred_{fold}"
+        run(prefix(env) + f"nnUNetv2_predict -i {weak_images} -o {pred} -d {TEACHER_ID} -c 3d_tiny -f {fold} "
+            f"-tr BoxTeacherTrainer -device cpu --save_probabilities")
+        probabilities[fold] = {f"case_{i:03d}": np.load(pred / f"case_{i:03d}.npz")["probabilities"][1]
+                               for i in range(6, 10)}
     for i in range(6, 10):
         case = f"case_{i:03d}"
-        soft, _ = read_image(_dataset(env, 922) / "softTargetsTr" / f"{case}.nii.gz")
-        expected = np.load(pred / f"{case}.npz")["probabilities"][1]
+        one_fold, _ = read_image(_dataset(env, 922) / "softTargetsTr" / f"{case}.nii.gz")
+        two_folds, _ = read_image(_dataset(env, 923) / "softTargetsTr" / f"{case}.nii.gz")
         # nnU-Net sums the sliding-window logits in float16; a wrong fold, mode or nonlinearity
         # differs by orders of magnitude more than these bounds
-        np.testing.assert_allclose(soft, expected, atol=2e-3)
-        assert np.abs(soft - expected).mean() < 5e-5
+        for soft, expected in ((one_fold, probabilities[0][case]),
+                               (two_folds, (probabilities[0][case] + probabilities[1][case]) / 2)):
+            np.testing.assert_allclose(soft, expected, atol=2e-3)
+            assert np.abs(soft - expected).mean() < 5e-5
+        # the two folds disagree enough that a single fold would not pass as their vote
+        assert np.abs(probabilities[0][case] - probabilities[1][case]).max() > 2e-2
 
 
 def test_killed_run_resumes_to_identical_data(env, monkeypatch):

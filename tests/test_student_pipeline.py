@@ -207,8 +207,24 @@ def test_loader_batches_carry_probabilities_with_area_averaged_deep_supervision(
                 pooled = torch.nn.functional.avg_pool3d(fg[None, None], factor)[0, 0]
                 torch.testing.assert_close(coarse, pooled)
     assert seen["strong"] and seen["pseudo"]
-    soft_values = [((t[:, 0] > 0.05) & (t[:, 0] < 0.95)).any().item() for t in next(val_loader)["target"]]
-    assert next(val_loader)["target"][0].shape[1] == 1 and len(soft_values) == len(targets)
+    # validation batches: the same targets, soft for pseudo cases (nnU-Net's online Dice is fed from them)
+    val_ids = trainer.get_tr_and_val_datasets()[1].identifiers
+    assert {trainer.sources[i] for i in val_ids} == {"strong", "pseudo"}  # the fold validates both sources
+    val_seen = {"strong": 0, "pseudo_soft": 0}
+    for _ in range(8):
+        batch = next(val_loader)
+        targets = batch["target"]
+        assert isinstance(targets, list) and len(targets) == len(trainer._get_deep_supervision_scales())
+        for b, key in enumerate(batch["keys"]):
+            fg = targets[0][b, 0]
+            assert fg.dtype == torch.float32 and 0 <= fg.min() and fg.max() <= 1 and targets[0].shape[1] == 1
+            if trainer.sources[key] == "strong":
+                assert set(torch.unique(fg).tolist()) <= {0.0, 1.0}
+                val_seen["strong"] += 1
+            elif fg.max() > 0.5:  # a patch with tumour: its edge is soft, as the teacher's probability
+                assert ((fg > 0.05) & (fg < 0.95)).sum() > 10
+                val_seen["pseudo_soft"] += 1
+    assert val_seen["strong"] and val_seen["pseudo_soft"]
 
 
 def test_train_and_validation_step_tell_the_loss_the_sources(student_env):
