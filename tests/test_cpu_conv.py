@@ -70,6 +70,7 @@ def test_every_trainer_builds_fast_single_patch_convolutions():
         baseline_trainers,
         box_teacher_trainers,
         dual_decoder_student_trainers,
+        sun_student_trainers,
         teacher_student_trainers,
     )
 
@@ -77,5 +78,6 @@ def test_every_trainer_builds_fast_single_patch_convolutions():
                          (box_teacher_trainers, "BoxTeacherTrainer"),
                          (teacher_student_trainers, "TeacherStudentTrainer"),
                          (teacher_student_trainers, "TeacherStudentBaldeonCalistoTrainer"),
-                         (dual_decoder_student_trainers, "DualDecoderStudentTrainer")):
+                         (dual_decoder_student_trainers, "DualDecoderStudentTrainer"),
+                         (sun_student_trainers, "SunStudentTrainer")):
         assert OneDNNSinglePatchMixin in getattr(module, name).__mro__, name

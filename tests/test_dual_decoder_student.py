@@ -202,3 +202,36 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     alone = predictor.predict_sliding_window_return_logits(data.clone())
     assert both.shape == (2, *data.shape[1:])
     torch.testing.assert_close(both, alone, rtol=0, atol=0)
+
+
+@requires_nnunet
+def test_sun_student_trains_and_predicts_with_stock_commands(dual_env, tmp_path, monkeypatch):
+    """Sun et al.'s student (shared decoder + localisation branch) through the stock commands, on the
+    configuration plan-dual adds; the predictor builds it from the checkpoint's trainer name."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunet_ts.dual_decoder.sun_network import SunStudentUNet
+    from nnunet_ts.nnunet.paths import trainers_dir
+
+    config = "3d_tiny_sun"
+    log = run(prefix(dual_env) + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --name 3d_tiny_sun_dual "
+              f"--overwrite && nnunet_ts budget-config -d {DATASET_ID} -c {config} --source 3d_tiny_sun_dual "
+              f"--epochs 2 --iterations 4 --val-iterations 2 --overwrite && "
+              f"nnUNetv2_train {DATASET_ID} {config} 0 -tr SunStudentTrainer -device cpu", nnUNet_n_proc_DA="0")
+    assert "Using trainer 'SunStudentTrainer'" in log
+    model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"SunStudentTrainer__nnUNetPlans__{config}"
+    assert (model / "fold_0" / "checkpoint_final.pth").is_file()
+    assert (model / "fold_0" / "validation" / "summary.json").is_file()
+    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
+    inputs, pred = tmp_path / "in", tmp_path / "pred"
+    inputs.mkdir()
+    shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
+    run(prefix(dual_env) + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c {config} -f 0 "
+        f"-tr SunStudentTrainer -device cpu -chk checkpoint_final.pth --save_probabilities")
+    probabilities = np.load(pred / "case_005.npz")["probabilities"]
+    assert probabilities.shape[0] == 2 and np.allclose(probabilities.sum(0), 1.0, atol=1e-3)
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    assert isinstance(predictor.network, SunStudentUNet)

@@ -51,6 +51,8 @@ ROWS = [
     Row("TeacherStudentBaldeonCalistoTrainer", "student", {}),
     Row("DualDecoderStudentTrainer", "dual", {}),
     Row("DualDecoderStudentTrainer", "dual", {**TINY, "dice_smooth": 0}, (2, 4, 2), False, 0.0),
+    Row("SunStudentTrainer", "dual", {}),
+    Row("SunStudentTrainer", "dual", {**TINY, "dice_smooth": 0}, (2, 4, 2), False, 0.0),
 ]
 
 
@@ -113,7 +115,7 @@ def test_every_trainer_is_found_built_and_steps(row, lookup, preprocessed):
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == row.budget
     assert trainer.oversample_foreground_percent == row.foreground
     assert _dice_smooth(trainer) == row.smooth
-    if row.trainer == "DualDecoderStudentTrainer":  # the box decoder's Dice shares the smooth
+    if row.trainer in ("DualDecoderStudentTrainer", "SunStudentTrainer"):  # the box loss's Dice shares the smooth
         assert trainer.loss.box_loss.loss.dice.smooth == row.smooth
     if row.trainer == "BoxTeacherTrainer":
         assert (trainer.box_perturbation is None) == (row.settings.get("box_perturbation") == 0)

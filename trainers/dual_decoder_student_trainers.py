@@ -69,8 +69,13 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
                                                   num_output_channels, enable_deep_supervision)
         # read here too: nnU-Net's predictor builds the network without constructing the trainer
         settings, _ = cls._dual_settings(configuration_manager, plans_manager)
-        return use_onednn_for_single_patches(  # the box decoder too (the U-Net has it already)
-            DualDecoderUNet(unet, box_channels=1, box_convs_per_stage=settings.box_decoder_convs))
+        # the segbox layers too (the U-Net has it already)
+        return use_onednn_for_single_patches(cls.box_network(unet, settings))
+
+    @classmethod
+    def box_network(cls, unet, settings: DualDecoderSettings):
+        """The two-output network around the plans' U-Net: here a second, segbox decoder."""
+        return DualDecoderUNet(unet, box_channels=1, box_convs_per_stage=settings.box_decoder_convs)
 
     def _build_loss(self):
         seg_loss = super()._build_loss()
