@@ -62,13 +62,17 @@ from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings
 TIME_TARGET = 1.50
 MEMORY = {"train_peak_mib": "training peak RSS", "peak_rss_mib": "process peak RSS",
           "cuda_peak_mib": "CUDA peak allocated"}  # result key: what it is
-BASE, OURS = "TeacherStudentTrainer", "DualDecoderStudentTrainer"
+BASE = "TeacherStudentTrainer"
+TWO_OUTPUT = ("DualDecoderStudentTrainer", "SunStudentTrainer")  # --trainer: the one compared with BASE
 
 
 def _trainer_class(name: str):
     if name == BASE:
         from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
         return TeacherStudentTrainer
+    if name == "SunStudentTrainer":
+        from nnunet_ts.trainers.sun_student_trainers import SunStudentTrainer
+        return SunStudentTrainer
     from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer
     return DualDecoderStudentTrainer
 
@@ -99,7 +103,7 @@ def _child(args) -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    configuration = args.configuration + ("_dual" if args.child == OURS else "")
+    configuration = args.configuration + ("_dual" if args.child != BASE else "")
     bench_student._seed(args.seed)
     trainer = bench_student._trainer(_trainer_class(args.child), args.root, configuration, device)
     batches = [next(trainer.dataloader_train) for _ in range(args.steps + 1)]
@@ -170,7 +174,9 @@ def main() -> None:
                         metavar="N|full", help="convolutions per box-decoder stage (default: plan-dual's); "
                                                "full: as the segmentation decoder (the paper's)")
     parser.add_argument("--keep", type=Path, default=None, help="work in this folder and keep it")
-    parser.add_argument("--child", choices=(BASE, OURS), help=argparse.SUPPRESS)
+    parser.add_argument("--trainer", choices=TWO_OUTPUT, default=TWO_OUTPUT[0],
+                        help="the two-output student compared with the single-output one")
+    parser.add_argument("--child", choices=(BASE, *TWO_OUTPUT), help=argparse.SUPPRESS)
     parser.add_argument("--root", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -196,9 +202,10 @@ def main() -> None:
 
         # round 0 also makes the segbox targets (the first dual child); it runs again as round 1 so
         # that no compared measurement pays for it
-        results = {BASE: [], OURS: []}
+        ours = args.trainer
+        results = {BASE: [], ours: []}
         for r in range(args.rounds + 1):
-            order = [BASE, OURS] if r % 2 == 0 else [OURS, BASE]
+            order = [BASE, ours] if r % 2 == 0 else [ours, BASE]
             for name in order:
                 result = _measure(name, root, args, seed=1000 + r)
                 if r > 0:
@@ -210,24 +217,24 @@ def main() -> None:
 
     keys = ["seconds", *(k for k in MEMORY if all(r[k] is not None for rs in results.values() for r in rs))]
     med = {name: {k: statistics.median(r[k] for r in rs) for k in keys} for name, rs in results.items()}
-    first = results[OURS][0]
+    first = results[ours][0]
     print(f"\nconfiguration {args.configuration} (dual: {args.configuration}_dual, "
           f"lambda {first['box_loss_weight']:g}, box decoder convolutions per stage "
           f"{args.box_decoder_convs or 'as the segmentation decoder (full)'}): "
           f"patch {first['patch']}, batch {first['batch']}, device {args.device}, {first['threads']} threads, "
           f"{args.rounds} interleaved rounds x {args.steps} steps (medians), {args.clock} seconds")
     print(f"{'':28s}{'s / iteration':>15s}" + "".join(f"{MEMORY[k] + ' MiB':>24s}" for k in keys[1:]))
-    for name in (BASE, OURS):
+    for name in (BASE, ours):
         print(f"{name:28s}{med[name]['seconds']:15.3f}" + "".join(f"{med[name][k]:24.0f}" for k in keys[1:]))
-    time_ratio = med[OURS]["seconds"] / med[BASE]["seconds"]
+    time_ratio = med[ours]["seconds"] / med[BASE]["seconds"]
     print(f"\ntraining iteration time ratio (dual / single-output student): {time_ratio:.2f}  "
           f"(target <= {TIME_TARGET:.2f}: {'met' if time_ratio <= TIME_TARGET else 'NOT met'})")
-    gflop = {name: results[name][0]["gflop"] for name in (BASE, OURS)}
+    gflop = {name: results[name][0]["gflop"] for name in (BASE, ours)}
     print(f"training iteration GFLOP (matmuls and convolutions, forward + backward): "
-          f"{gflop[BASE]:.1f} vs {gflop[OURS]:.1f}, ratio {gflop[OURS] / gflop[BASE]:.2f} "
+          f"{gflop[BASE]:.1f} vs {gflop[ours]:.1f}, ratio {gflop[ours] / gflop[BASE]:.2f} "
           f"(the same on any device: where convolutions dominate, the time ratio approaches it)")
     for k in keys[1:]:
-        print(f"peak memory ratio, {MEMORY[k]} (dual / single-output student): {med[OURS][k] / med[BASE][k]:.2f}")
+        print(f"peak memory ratio, {MEMORY[k]} (dual / single-output student): {med[ours][k] / med[BASE][k]:.2f}")
 
 
 if __name__ == "__main__":
