@@ -142,7 +142,7 @@ def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
     torch.set_num_threads(1)
     try:
         assert main(_args(env, 922, "--mode", "full", folds=("0",))) == 0
-        assert main(_args(env, 923, "--mode", "full", folds=("0", "1"))) == 0
+        assert main(_args(env, 925, "--mode", "full", folds=("0", "1"))) == 0
     finally:
         torch.set_num_threads(threads)
     weak_images = env / "nnUNet_raw" / f"Dataset{WEAK_ID}_W" / "imagesTs"
@@ -156,7 +156,7 @@ def test_soft_targets_are_the_predictors_probabilities(env, tmp_path):
     for i in range(6, 10):
         case = f"case_{i:03d}"
         one_fold, _ = read_image(_dataset(env, 922) / "softTargetsTr" / f"{case}.nii.gz")
-        two_folds, _ = read_image(_dataset(env, 923) / "softTargetsTr" / f"{case}.nii.gz")
+        two_folds, _ = read_image(_dataset(env, 925) / "softTargetsTr" / f"{case}.nii.gz")
         # nnU-Net sums the sliding-window logits in float16; a wrong fold, mode or nonlinearity
         # differs by orders of magnitude more than these bounds
         for soft, expected in ((one_fold, probabilities[0][case]),
