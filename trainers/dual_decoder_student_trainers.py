@@ -8,9 +8,9 @@ segmentation decoder); each change in one hook:
 * ``__init__``: lambda and the segbox form from the configuration's ``"nnunet_ts"`` entry, written by
   ``nnunet_ts plan-dual`` (``planners.dual_decoder_plans``); the class attributes below are the
   defaults for any other configuration (``3d_fullres``, ``3d_tiny`` train as they are). Logged;
-* ``build_network_architecture``: the plans' U-Net wrapped in ``DualDecoderUNet`` (deep supervision on
-  both decoders; eval mode returns the segmentation only, so nnU-Net's validation, predictor,
-  mirroring and checkpoints are unchanged);
+* ``build_network_architecture``: the plans' U-Net wrapped by ``box_network``, here ``DualDecoderUNet``
+  (deep supervision on both decoders; eval mode returns the segmentation only, so nnU-Net's validation,
+  predictor, mirroring and checkpoints are unchanged; ``SunStudentTrainer`` swaps this one hook);
 * ``get_tr_and_val_datasets``: training cases load with their segbox as one more seg channel
   (``segbox_data``), made now if missing or stale (``segbox_targets.ensure_segbox_targets``): derived
   from the mask for strong cases, the real annotated boxes (``segboxesTr``) for pseudo cases.
