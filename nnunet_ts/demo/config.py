@@ -13,7 +13,7 @@ Scenarios follow the paper's two student experiments:
 Scale presets:
 
 * ``cpu``: nnU-Net's planning and preprocessing, then ``3d_tiny`` (8..64 features, patch 32x64x64,
-  batch 2), short fixed budgets; about 22 minutes on a 2-core CPU (docs/cpu.md);
+  batch 2), short fixed budgets; about 25 minutes on a 2-core CPU (docs/cpu.md);
 * ``gpu``: nnU-Net's real ``3d_fullres`` plans, 250 iterations per epoch as nnU-Net, 300 epochs
   (the paper trains up to 350), larger cohorts.
 """
@@ -101,7 +101,7 @@ class DemoConfig:
         return replace(self, teacher_budget=change(self.teacher_budget), student_budget=change(self.student_budget))
 
 
-# Budgeted for a 2-core CPU (about 22 minutes in all; docs/cpu.md has the measured times).
+# Budgeted for a 2-core CPU (about 25 minutes in all; docs/benchmarks.md has the measured times).
 _CPU_COHORTS = {"scarce": Cohort(n_strong=10, n_weak=40, n_test=12),
                 "vast": Cohort(n_strong=26, n_weak=26, n_test=12)}
 _GPU_COHORTS = {"scarce": Cohort(n_strong=40, n_weak=400, n_test=40),
