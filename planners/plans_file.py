@@ -96,3 +96,9 @@ def add_configuration(plans_file: str | Path, name: str, configuration: dict, so
     configs[name] = new
     save_plans(plans_file, plans)
     return new
+
+
+def has_configuration(plans_file: str | Path, name: str) -> bool:
+    """Whether ``plans_file`` exists and holds configuration ``name``."""
+    plans_file = Path(plans_file)
+    return plans_file.is_file() and name in json.loads(plans_file.read_text()).get("configurations", {})

@@ -134,10 +134,3 @@ def add_training_configuration(plans_file: str | Path, name: str, source: str, s
     settings.check(str(plans_file))
     return add_configuration(plans_file, name, {SETTINGS_KEY: settings.as_plans()}, source,
                              overwrite=overwrite, same_is_ok=True)
-
-
-def has_configuration(plans_file: str | Path, name: str) -> bool:
-    import json
-
-    plans_file = Path(plans_file)
-    return plans_file.is_file() and name in json.loads(plans_file.read_text()).get("configurations", {})

@@ -2,26 +2,12 @@
 eval mode that is the plain U-Net's segmentation path."""
 import pytest
 import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
 
 from nnunet_ts.dual_decoder.network import DualDecoderUNet
-
-NORM = dict(norm_op=torch.nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
-            nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+from tests.factories.networks import plain_unet, residual_unet
 
 
-def _plain(deep_supervision=True, nonlin_first=False):
-    return PlainConvUNet(1, 4, [8, 16, 32, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2], [2, 2, 2, 2], 2,
-                         [2, 2, 2], conv_bias=True, deep_supervision=deep_supervision,
-                         nonlin_first=nonlin_first, **NORM)
-
-
-def _residual():
-    return ResidualEncoderUNet(1, 4, [8, 16, 32, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2], [1, 2, 2, 2], 2,
-                               [1, 1, 1], conv_bias=True, deep_supervision=True, **NORM)
-
-
-@pytest.mark.parametrize("make", [_plain, _residual])
+@pytest.mark.parametrize("make", [plain_unet, residual_unet])
 @pytest.mark.parametrize("deep_supervision", [True, False])
 def test_output_shapes(make, deep_supervision):
     network = DualDecoderUNet(make())
@@ -48,7 +34,7 @@ def _own_decoder_parameters(decoder):
 @pytest.mark.parametrize("loss_on", ["segmentation", "segbox"])
 def test_gradients_reach_each_decoder_only_from_its_loss(loss_on):
     torch.manual_seed(0)
-    network = DualDecoderUNet(_plain())
+    network = DualDecoderUNet(plain_unet())
     segmentation, segbox = network(torch.randn(2, 1, 16, 32, 32))
     sum(t.square().mean() for t in (segmentation if loss_on == "segmentation" else segbox)).backward()
     seg_grads = [p.grad for p in _own_decoder_parameters(network.decoder)]
@@ -63,7 +49,7 @@ def test_gradients_reach_each_decoder_only_from_its_loss(loss_on):
 
 
 def test_every_parameter_takes_part_in_a_training_forward():
-    network = DualDecoderUNet(_plain(nonlin_first=True))
+    network = DualDecoderUNet(plain_unet(nonlin_first=True))
     segmentation, segbox = network(torch.randn(1, 1, 16, 32, 32))
     (sum(t.mean() for t in segmentation) + sum(t.mean() for t in segbox)).backward()
     unused = [name for name, p in network.named_parameters() if p.grad is None]
@@ -72,7 +58,7 @@ def test_every_parameter_takes_part_in_a_training_forward():
 
 def test_eval_mode_is_the_plain_unet_segmentation():
     torch.manual_seed(0)
-    unet = _plain(deep_supervision=False)
+    unet = plain_unet(deep_supervision=False)
     network = DualDecoderUNet(unet).eval()
     x = torch.randn(1, 1, 16, 32, 32)
     with torch.no_grad():
@@ -84,7 +70,7 @@ def test_eval_mode_is_the_plain_unet_segmentation():
     assert network.box_decoder.stages[0].convs[0].conv.weight.data_ptr() != \
         network.decoder.stages[0].convs[0].conv.weight.data_ptr()
     # a state dict round trip (nnU-Net's checkpoints) restores both decoders
-    copy = DualDecoderUNet(_plain(deep_supervision=False))
+    copy = DualDecoderUNet(plain_unet(deep_supervision=False))
     copy.load_state_dict(network.state_dict())
     with torch.no_grad():
         assert torch.equal(copy.eval()(x), out)
@@ -95,24 +81,24 @@ def _size(module):
 
 
 def test_a_lighter_box_decoder_has_fewer_convolutions_and_the_same_outputs():
-    full, light = DualDecoderUNet(_plain()), DualDecoderUNet(_plain(), box_convs_per_stage=1)
+    full, light = DualDecoderUNet(plain_unet()), DualDecoderUNet(plain_unet(), box_convs_per_stage=1)
     assert [len(s.convs) for s in light.box_decoder.stages] == [1, 1, 1]
     assert [len(s.convs) for s in light.decoder.stages] == [2, 2, 2]
     assert _size(light.box_decoder) < _size(full.box_decoder)
     x = torch.randn(1, 1, 16, 32, 32)
     assert [t.shape for t in light(x)[1]] == [t.shape for t in full(x)[1]]
     with pytest.raises(ValueError, match="box_convs_per_stage must be >= 1"):
-        DualDecoderUNet(_plain(), box_convs_per_stage=0)
+        DualDecoderUNet(plain_unet(), box_convs_per_stage=0)
 
 
 def test_a_checkpoint_with_another_box_decoder_size_gets_one_clear_error():
-    full, light = DualDecoderUNet(_plain()), DualDecoderUNet(_plain(), box_convs_per_stage=1)
+    full, light = DualDecoderUNet(plain_unet()), DualDecoderUNet(plain_unet(), box_convs_per_stage=1)
     with pytest.raises(RuntimeError, match=r"checkpoint's segbox decoder has 2 convolution\(s\) per stage, the "
                                            r"configuration builds 1; .*--box-decoder-convs full --overwrite"):
         light.load_state_dict(full.state_dict())
     with pytest.raises(RuntimeError, match="has 1 convolution.*builds 2; .*--box-decoder-convs 1 --overwrite"):
         full.load_state_dict({f"module.{k}": v for k, v in light.state_dict().items()})  # DDP-prefixed keys too
-    other = DualDecoderUNet(_plain())
+    other = DualDecoderUNet(plain_unet())
     other.load_state_dict(full.state_dict())  # same size: loads
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), full.state_dict().values()))
     light.load_state_dict(full.state_dict(), strict=False)  # non-strict: torch's own rules

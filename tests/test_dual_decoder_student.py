@@ -157,13 +157,35 @@ class _SegmentationPath(torch.nn.Module):
         return self.decoder(self.encoder(x))
 
 
+def _stock_predict_case_005(dual_env: Path, tmp_path: Path, trainer: str, configuration: str, *options: str) -> Path:
+    """``nnUNetv2_predict`` of case_005 with fold 0 of ``trainer`` on ``configuration``; returns the output folder."""
+    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
+    inputs, pred = tmp_path / "in", tmp_path / "pred"
+    inputs.mkdir()
+    shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
+    run(prefix(dual_env) + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c {configuration} -f 0 "
+        f"-tr {trainer} -device cpu -chk checkpoint_final.pth {' '.join(options)}")
+    return pred
+
+
+def _predictor(model: Path, monkeypatch):
+    """nnU-Net's predictor on fold 0 of ``model``, which builds the network through the checkpoint's trainer."""
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    from nnunet_ts.nnunet.paths import trainers_dir
+
+    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))  # the predictor looks the trainer up
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
+                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
+    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    return predictor
+
+
 @requires_nnunet
 def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(dual_env, tmp_path, monkeypatch):
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
     from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 
     from nnunet_ts.dual_decoder.network import DualDecoderUNet
-    from nnunet_ts.nnunet.paths import trainers_dir
 
     # the configuration plan-dual adds (lambda 0.5, per-slice segboxes, the paper's full box decoder), with a tiny
     # budget on top, trained by the stock command; the predictor below builds the same network from the plans
@@ -181,18 +203,10 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
     assert record and set(record.values()) == {"per_slice"}  # the strong cases' segboxes made again
     assert (model / "fold_0" / "validation" / "summary.json").is_file()
 
-    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
-    inputs, pred = tmp_path / "in", tmp_path / "pred"
-    inputs.mkdir()
-    shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
-    run(prefix(dual_env) + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c {CONFIG} -f 0 "
-        f"-tr {TRAINER} -device cpu -chk checkpoint_final.pth")
+    pred = _stock_predict_case_005(dual_env, tmp_path, TRAINER, CONFIG)
     assert (pred / "case_005.nii.gz").is_file()
 
-    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))  # the predictor looks the trainer up
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
-                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
+    predictor = _predictor(model, monkeypatch)
     assert isinstance(predictor.network, DualDecoderUNet)
     assert {len(stage.convs) for stage in predictor.network.box_decoder.stages} == {2}  # the full copy, as planned
     folder = _preprocessed(dual_env) / "nnUNetPlans_3d_fullres"
@@ -208,10 +222,8 @@ def test_stock_train_and_predict_and_the_predictor_runs_the_segmentation_path(du
 def test_sun_student_trains_and_predicts_with_stock_commands(dual_env, tmp_path, monkeypatch):
     """Sun et al.'s student (shared decoder + localisation branch) through the stock commands, on the
     configuration plan-dual adds; the predictor builds it from the checkpoint's trainer name."""
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     from nnunet_ts.dual_decoder.sun_network import SunStudentUNet
-    from nnunet_ts.nnunet.paths import trainers_dir
 
     config = "3d_tiny_sun"
     log = run(prefix(dual_env) + f"nnunet_ts plan-dual -d {DATASET_ID} -c 3d_tiny --name 3d_tiny_sun_dual "
@@ -222,16 +234,7 @@ def test_sun_student_trains_and_predicts_with_stock_commands(dual_env, tmp_path,
     model = dual_env / "nnUNet_results" / f"Dataset{DATASET_ID}_{NAME}" / f"SunStudentTrainer__nnUNetPlans__{config}"
     assert (model / "fold_0" / "checkpoint_final.pth").is_file()
     assert (model / "fold_0" / "validation" / "summary.json").is_file()
-    raw = dual_env / "nnUNet_raw" / f"Dataset{DATASET_ID}_{NAME}"
-    inputs, pred = tmp_path / "in", tmp_path / "pred"
-    inputs.mkdir()
-    shutil.copy(raw / "imagesTr" / "case_005_0000.nii.gz", inputs)
-    run(prefix(dual_env) + f"nnUNetv2_predict -i {inputs} -o {pred} -d {DATASET_ID} -c {config} -f 0 "
-        f"-tr SunStudentTrainer -device cpu -chk checkpoint_final.pth --save_probabilities")
+    pred = _stock_predict_case_005(dual_env, tmp_path, "SunStudentTrainer", config, "--save_probabilities")
     probabilities = np.load(pred / "case_005.npz")["probabilities"]
     assert probabilities.shape[0] == 2 and np.allclose(probabilities.sum(0), 1.0, atol=1e-3)
-    monkeypatch.setenv("nnUNet_extTrainer", str(trainers_dir()))
-    predictor = nnUNetPredictor(tile_step_size=0.5, use_mirroring=False, perform_everything_on_device=False,
-                                device=torch.device("cpu"), verbose=False, allow_tqdm=False)
-    predictor.initialize_from_trained_model_folder(str(model), use_folds=(0,), checkpoint_name="checkpoint_final.pth")
-    assert isinstance(predictor.network, SunStudentUNet)
+    assert isinstance(_predictor(model, monkeypatch).network, SunStudentUNet)

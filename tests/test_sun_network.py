@@ -4,25 +4,12 @@ import copy
 
 import pytest
 import torch
-from dynamic_network_architectures.architectures.unet import PlainConvUNet, ResidualEncoderUNet
 
 from nnunet_ts.dual_decoder.sun_network import SunStudentUNet
-
-NORM = dict(norm_op=torch.nn.InstanceNorm3d, norm_op_kwargs={"eps": 1e-5, "affine": True},
-            nonlin=torch.nn.LeakyReLU, nonlin_kwargs={"inplace": True})
+from tests.factories.networks import plain_unet, residual_unet
 
 
-def _plain():
-    return PlainConvUNet(1, 4, [8, 16, 32, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2], [2, 2, 2, 2], 2,
-                         [2, 2, 2], conv_bias=True, deep_supervision=True, **NORM)
-
-
-def _residual():
-    return ResidualEncoderUNet(1, 4, [8, 16, 32, 64], torch.nn.Conv3d, 3, [1, 2, 2, 2], [1, 2, 2, 2], 2,
-                               [1, 1, 1], conv_bias=True, deep_supervision=True, **NORM)
-
-
-@pytest.mark.parametrize("make", [_plain, _residual])
+@pytest.mark.parametrize("make", [plain_unet, residual_unet])
 @pytest.mark.parametrize("deep_supervision", [True, False])
 def test_output_shapes(make, deep_supervision):
     network = SunStudentUNet(make())
@@ -40,7 +27,7 @@ def test_output_shapes(make, deep_supervision):
 
 def test_eval_mode_is_the_plain_unet_segmentation():
     torch.manual_seed(0)
-    unet = _plain()
+    unet = plain_unet()
     plain = copy.deepcopy(unet).eval()
     network = SunStudentUNet(unet).eval()
     x = torch.randn(1, 1, 16, 32, 32)
@@ -59,7 +46,7 @@ def _box_branch(network):
 @pytest.mark.parametrize("loss_on", ["segmentation", "segbox"])
 def test_the_segmentation_loss_never_reaches_the_localisation_branch(loss_on):
     torch.manual_seed(0)
-    network = SunStudentUNet(_plain()).train()
+    network = SunStudentUNet(plain_unet()).train()
     segmentation, segbox = network(torch.randn(2, 1, 16, 32, 32))
     out = segmentation if loss_on == "segmentation" else segbox
     sum(o.square().mean() for o in out).backward()
@@ -73,7 +60,7 @@ def test_the_segmentation_loss_never_reaches_the_localisation_branch(loss_on):
 
 
 def test_every_parameter_takes_part_in_a_training_forward():
-    network = SunStudentUNet(_residual()).train()
+    network = SunStudentUNet(residual_unet()).train()
     segmentation, segbox = network(torch.randn(1, 1, 16, 32, 32))
     (sum(o.mean() for o in segmentation) + sum(o.mean() for o in segbox)).backward()
     unused = [n for n, p in network.named_parameters() if p.grad is None]

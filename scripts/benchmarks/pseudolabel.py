@@ -73,8 +73,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     from nnunet_ts.nnunet.stock_commands import TRAINING_ONLY, CommandRunner, dataset_folder, nnunet_environment, quoted
-    from nnunet_ts.planners.plans_file import resolved_configuration
-    from nnunet_ts.planners.training_settings import has_configuration
+    from nnunet_ts.planners.plans_file import has_configuration, resolved_configuration
 
     log = out / "bench.log"
     env = nnunet_environment(out, args.device, num_processes=2)

@@ -86,7 +86,7 @@ def main() -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
-    from nnunet_ts.planners.training_settings import has_configuration
+    from nnunet_ts.planners.plans_file import has_configuration
 
     # nnU-Net's folders under OUT, our trainers found, CPU-friendly worker counts; one log per command
     runner = CommandRunner(nnunet_environment(out, args.device, args.np), out / "logs")
