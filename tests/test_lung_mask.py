@@ -112,6 +112,15 @@ def test_sides_come_from_patient_coordinates():
         {0, LEFT}
 
 
+def test_slice_order_does_not_matter():
+    # the same scan stored head first (z index towards the feet): "above" is read from the direction
+    scan = scans_of(0)["bases_only"]
+    g, nz = scan.geometry, scan.ct.shape[0]
+    origin = (*g.origin[:2], g.origin[2] + (nz - 1) * g.spacing[2])
+    head_first = classical_lung_mask(scan.ct[::-1].copy(), (1, 0, 0, 0, 1, 0, 0, 0, -1), g.spacing, origin)
+    assert np.array_equal(head_first[::-1], mask_of(scan))
+
+
 def test_no_air_inside_a_body_gives_an_empty_mask():
     soft = np.full((8, 40, 40), 40, np.int16)
     soft[:, :, :4] = -1000                       # air beside the body only
