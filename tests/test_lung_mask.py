@@ -112,6 +112,16 @@ def test_sides_come_from_patient_coordinates():
         {0, LEFT}
 
 
+def test_a_patient_lying_on_the_side_still_has_two_whole_lungs():
+    # the arrays of the full scan, their x axis along the patient's front-back: lungs one above the other
+    scan = scans_of(2)["full"]
+    labels = classical_lung_mask(scan.ct, (0, 1, 0, -1, 0, 0, 0, 0, 1), scan.geometry.spacing)
+    assert dice(labels > 0, scan.lungs) >= 0.95
+    truth_right = scan.lungs & (np.arange(scan.ct.shape[2]) < scan.ct.shape[2] / 2)[None, None, :]
+    found = {v: dice(labels == v, truth_right) for v in (RIGHT, LEFT)}
+    assert max(found.values()) > 0.95 and min(found.values()) < 0.05   # each lung whole, under one label
+
+
 def test_slice_order_does_not_matter():
     # the same scan stored head first (z index towards the feet): "above" is read from the direction
     scan = scans_of(0)["bases_only"]

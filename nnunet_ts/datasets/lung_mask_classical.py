@@ -57,6 +57,9 @@ class ClassicalSettings:
     # Two lungs: the left-right profile dips under this fraction of its lower peak, and each side
     # holds at least min_side_fraction of the lung voxels over at least min_side_width_mm.
     valley_fraction: float = 0.2
+    # Along directions more than 30 degrees from patient x (a patient lying on the side) the valley
+    # must be nearly empty: the lobes of one lung lie front to back and must not pass for two lungs.
+    far_valley_fraction: float = 0.05
     min_side_fraction: float = 0.03
     min_side_width_mm: float = 30.0
     # Radius (mm) of the 3D closing of each lung (tumours and vessels at its border).
@@ -277,21 +280,23 @@ class _Split:
 def _split(lungs: np.ndarray, hull: np.ndarray, frame: _Frame, s: ClassicalSettings) -> _Split:
     """Two lungs or one, and the plane between them.
 
-    Two lungs: the lung voxels projected on an axial direction near patient x (0, +-7.5, ... +-30
-    degrees: a patient lying a little rotated) show a valley (the mediastinum) under
-    ``valley_fraction`` of the lower of the peaks around it, with lung of its own on each side
-    (``min_side_fraction`` of the voxels, ``min_side_width_mm`` wide); the deepest such valley wins and
-    the plane passes through the middle of its gap. One lung: no such valley; its side is its
-    position against the body's midline, or against the scanner's isocentre (patient x = 0) when the
-    FOV cuts the body at the side.
+    Two lungs: the lung voxels projected on an axial direction (every 7.5 degrees) show a valley
+    (the mediastinum) with lung of its own on each side (``min_side_fraction`` of the voxels,
+    ``min_side_width_mm`` wide). Within 30 degrees of patient x (a patient lying a little rotated)
+    the valley must fall under ``valley_fraction`` of the lower of the peaks around it; further
+    round (a patient on the side) under ``far_valley_fraction``. Near directions win over far ones,
+    then the deepest valley; the plane passes through the middle of its gap. One lung: no such
+    valley; its side is its position against the body's midline, or against the scanner's isocentre
+    (patient x = 0) when the FOV cuts the body at the side.
     """
     from scipy import ndimage
 
     zz, yy, xx = np.nonzero(lungs)
     px, py = frame.patient(0, zz, yy, xx), frame.patient(1, zz, yy, xx)
     width = max(2.0, min(frame.spacing_zyx[1:]))
-    best = None                      # (ratio, |angle|, normal, valley position)
-    for angle in sorted(np.deg2rad(np.arange(-30.0, 30.1, 7.5)), key=abs):
+    best = None                      # (far, ratio, |angle|, normal, valley position)
+    for angle in sorted(np.deg2rad(np.arange(-90.0, 90.0, 7.5)), key=abs):
+        far = abs(angle) > np.deg2rad(30.0) + 1e-9
         normal = (float(np.cos(angle)), float(np.sin(angle)))
         u = normal[0] * px + normal[1] * py
         # Bins symmetric about the middle of the range: a mirrored image gives the mirrored profile.
@@ -307,11 +312,11 @@ def _split(lungs: np.ndarray, hull: np.ndarray, frame: _Frame, s: ClassicalSetti
             if lower_peak <= 0 or min(mass[i], 1.0 - mass[i]) < s.min_side_fraction or \
                     min(centres[i] - u.min(), u.max() - centres[i]) < s.min_side_width_mm:
                 continue
-            key = (profile[i] / lower_peak, abs(angle))
-            if key[0] <= s.valley_fraction and (best is None or key < best[:2]):
+            key = (far, profile[i] / lower_peak, abs(angle))
+            if key[1] <= (s.far_valley_fraction if far else s.valley_fraction) and (best is None or key < best[:3]):
                 best = (*key, normal, centres[i])
     if best is not None:
-        normal, valley = best[2], best[3]
+        normal, valley = best[3], best[4]
         u = normal[0] * px + normal[1] * py
         return _Split(normal, 0.5 * (u[u < valley].max() + u[u >= valley].min()))
     rows = np.unique(zz)
