@@ -299,18 +299,20 @@ def _split(lungs: np.ndarray, hull: np.ndarray, frame: _Frame, s: ClassicalSetti
         far = abs(angle) > np.deg2rad(30.0) + 1e-9
         normal = (float(np.cos(angle)), float(np.sin(angle)))
         u = normal[0] * px + normal[1] * py
+        lo, hi = float(u.min()), float(u.max())
         # Bins symmetric about the middle of the range: a mirrored image gives the mirrored profile.
-        middle, half = 0.5 * (u.min() + u.max()), int(np.ceil(0.5 * (u.max() - u.min()) / width)) + 1
-        edges = middle + width * np.arange(-half, half + 1)
-        profile = ndimage.gaussian_filter1d(np.histogram(u, edges)[0].astype(float), 5.0 / width)
-        centres = 0.5 * (edges[:-1] + edges[1:])
+        half = int(np.ceil(0.5 * (hi - lo) / width)) + 1
+        start = 0.5 * (lo + hi) - half * width
+        counts = np.bincount(((u - start) / width).astype(np.int64), minlength=2 * half)[:2 * half]
+        profile = ndimage.gaussian_filter1d(counts.astype(float), 5.0 / width)
+        centres = start + width * (np.arange(2 * half) + 0.5)
         left_peak = np.maximum.accumulate(profile)
         right_peak = np.maximum.accumulate(profile[::-1])[::-1]
         mass = np.cumsum(profile) / profile.sum()
         for i in range(1, len(profile) - 1):
             lower_peak = min(left_peak[i - 1], right_peak[i + 1])
             if lower_peak <= 0 or min(mass[i], 1.0 - mass[i]) < s.min_side_fraction or \
-                    min(centres[i] - u.min(), u.max() - centres[i]) < s.min_side_width_mm:
+                    min(centres[i] - lo, hi - centres[i]) < s.min_side_width_mm:
                 continue
             key = (far, profile[i] / lower_peak, abs(angle))
             if key[1] <= (s.far_valley_fraction if far else s.valley_fraction) and (best is None or key < best[:3]):
