@@ -7,7 +7,9 @@ lung, tumours against the chest wall or the mediastinum. Its steps, in the spiri
 
 1. **Body**: soft tissue and bone (HU >= threshold) opened in-plane, the largest 3D component, and
    its convex hull in each axial slice. Where the lungs touch the image border the hull's edge is
-   the border, so they stay inside the body; air outside the body lies outside the hull.
+   the border, so they stay inside the body; air outside the body lies outside the hull. Padding
+   outside a reconstruction circle (HU below -1024) is neither air nor body; where the circle cuts
+   the body, the hull reaches out to the circle.
 2. **Air inside the body**: air below the threshold, minus every axial air component (2D) with a
    pixel outside the hull (the air around the body, between the arms and the chest, under the back).
 3. **Airways**: the trachea and main bronchi are grown from the top slices through pure air
@@ -40,6 +42,8 @@ class ClassicalSettings:
 
     # Air and lung below, fat, soft tissue and bone above (HU).
     threshold_hu: float = -320.0
+    # Below this is no air but padding: pixels outside the reconstruction circle (-2000, -3024, ...).
+    not_imaged_hu: float = -1024.0
     # In-plane opening radius (mm) that detaches the table, sheets and cables from the body.
     body_opening_mm: float = 4.0
     # Airway lumen (pure air) lies below this smoothed HU; lowered in 10 HU steps down to
@@ -116,8 +120,9 @@ def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = IDENTITY,
     frame = _Frame(hu.shape, tuple(float(s) for s in spacing[::-1]),
                    np.asarray(direction, float).reshape(3, 3), tuple(float(o) for o in origin))
     out = np.zeros(hu.shape, np.uint8)
-    air = hu < settings.threshold_hu
-    hull = _body_hull(~air, frame, settings.body_opening_mm)
+    not_imaged = hu < settings.not_imaged_hu
+    air = (hu < settings.threshold_hu) & ~not_imaged
+    hull = _body_hull(~air & ~not_imaged, not_imaged, frame, settings.body_opening_mm)
     candidates = air & hull
     candidates &= ~_outside_air(air, hull)
     airway = _airway(hu, candidates, frame, settings)
@@ -146,11 +151,14 @@ def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = IDENTITY,
     return out
 
 
-def _body_hull(tissue: np.ndarray, frame: _Frame, opening_mm: float) -> np.ndarray:
+def _body_hull(tissue: np.ndarray, not_imaged: np.ndarray, frame: _Frame, opening_mm: float) -> np.ndarray:
     """Convex hull, per axial slice, of the body (the largest 3D component of opened tissue).
 
-    Computed on a grid of about 2 mm in-plane (the hull only separates outside air from the lungs,
-    which lie centimetres inside it), then repeated back onto the full grid.
+    Where the body runs into padding (a reconstruction circle cutting it), a hull edge between two
+    body points on the circle (or the image border) is a chord and the lung may touch the arc beyond
+    it: the circular segment between the two is added. Computed on a grid of about 2 mm in-plane (the hull only
+    separates outside air from the lungs, which lie centimetres inside it), then repeated back onto
+    the full grid.
     """
     import cc3d
     from scipy import ndimage
@@ -171,9 +179,45 @@ def _body_hull(tissue: np.ndarray, frame: _Frame, opening_mm: float) -> np.ndarr
     if counts.max() == 0:
         return np.zeros(tissue.shape, bool)
     body = labels == counts.argmax()
+    padding = not_imaged[:, ::step, ::step]
+    # The edge of the imaged area: the padding, and the image border where the circle reaches it.
+    edge = padding.copy()
+    edge[:, [0, -1], :] = edge[:, :, [0, -1]] = True
+    pixel = step * max(frame.spacing_zyx[1:])
+    # A hull vertex within 8 mm of that edge is on it (a vessel of a lung cut by the circle can be the
+    # vertex); a chord spans at least 15 mm (shorter hull edges follow the body's own outline).
+    near_edge = ndimage.binary_dilation(edge, structure=_in_plane(0, 2), iterations=max(2, int(np.ceil(8.0 / pixel))))
     for z in np.flatnonzero(body.any(axis=(1, 2))):
         hull[z] = convex_hull_image(body[z])
+        if padding[z].any() and (body[z] & near_edge[z]).any():
+            hull[z] |= _segments_to_padding(body[z], near_edge[z], padding[z], 15.0 / pixel)
     return np.repeat(np.repeat(hull, step, axis=1), step, axis=2)[:, :ny, :nx]
+
+
+def _segments_to_padding(body: np.ndarray, near_edge: np.ndarray, padding: np.ndarray,
+                         min_chord: float) -> np.ndarray:
+    """Pixels (2D bool) beyond each hull edge of ``body`` at least ``min_chord`` pixels long whose two
+    ends touch the edge of the imaged area, up to the padding."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    points = np.argwhere(body).astype(float)
+    try:
+        vertices = points[ConvexHull(points).vertices]
+    except (QhullError, ValueError):    # fewer than 3 points, or all on a line
+        return np.zeros(body.shape, bool)
+    centre = vertices.mean(axis=0)
+    grid = np.indices(body.shape).reshape(2, -1).T.astype(float)
+    out = np.zeros(body.size, bool)
+    for p, q in zip(vertices, np.roll(vertices, -1, axis=0)):
+        d = q - p
+        if np.hypot(*d) < min_chord or not (near_edge[tuple(p.astype(int))] and near_edge[tuple(q.astype(int))]):
+            continue
+        normal = np.array([-d[1], d[0]])
+        if np.dot(centre - p, normal) > 0:
+            normal = -normal                   # pointing away from the body
+        t = (grid - p) @ d / max(float(d @ d), 1e-9)
+        out |= ((grid - p) @ normal > 0) & (t >= 0) & (t <= 1)
+    return out.reshape(body.shape) & ~padding
 
 
 def _in_plane(axis: int, connectivity: int = 1) -> np.ndarray:

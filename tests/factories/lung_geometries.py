@@ -5,8 +5,10 @@ the chest wall and the mediastinum) is cut and edited into the geometries real s
 fields of view through the lungs, apex or bases only, one lung (FOV through the mediastinum, or the
 other lung replaced by soft tissue as after a pneumonectomy or a complete collapse), and gas in the
 stomach and bowel (the generator has none: it is added here, in the test's CT, at least 8 mm below
-the lungs, the diaphragm and the stomach wall). Crops keep every voxel's patient position
-(``crop_geometry``), so sides stay decidable from patient coordinates.
+the lungs, the diaphragm and the stomach wall). ``tight_circle`` is a square tight FOV whose corners
+outside the inscribed reconstruction circle hold padding (-3024), not image: the lungs touch the circle.
+Crops keep every voxel's patient position (``crop_geometry``), so sides stay decidable from patient
+coordinates.
 
 Used by tests/test_lung_mask.py and scripts/benchmarks/lung_mask.py.
 """
@@ -26,8 +28,9 @@ from nnunet_ts.synth.anatomy import Tissue
 CONFIG = replace(SynthConfig.compact((64, 112, 112), tumour_count_probs=(0.0, 0.0, 0.5, 0.5),
                                      tumour_diameter_mm=(20.0, 60.0), tumour_attach_probs=(0.2, 0.4, 0.4)),
                  slice_thickness_mm=(4.8, 5.2))
-GEOMETRIES = ("full", "tight_left_right", "tight_front_back", "tight_all_sides", "apex_only", "bases_only",
-              "one_lung_fov", "pneumonectomy", "abdominal_gas")
+GEOMETRIES = ("full", "tight_left_right", "tight_front_back", "tight_all_sides", "tight_circle", "apex_only",
+              "bases_only", "one_lung_fov", "pneumonectomy", "abdominal_gas")
+PADDING_HU = -3024      # what many scanners store outside the reconstruction circle
 SOFT_TISSUE_HU = 40.0
 
 
@@ -120,6 +123,17 @@ def make_scans(seed: int, geometries: tuple[str, ...] = GEOMETRIES) -> list[Scan
             scans.append(_crop(name, full, (0, y0 + cut_y, 0), (nz, y1 - cut_y, nx)))
         elif name == "tight_all_sides":
             scans.append(_crop(name, full, (0, y0 + cut_y, x0 + cut_x), (nz, y1 - cut_y, x1 - cut_x)))
+        elif name == "tight_circle":
+            side = x1 - x0 - 2 * cut_x
+            top = max(int(round(0.5 * (y0 + y1) - 0.5 * side)), 0)
+            square = _crop(name, full, (0, top, x0 + cut_x), (nz, top + side, x1 - cut_x))
+            n_y, n_x = square.ct.shape[1:]
+            yy, xx = np.ogrid[:n_y, :n_x]
+            outside = ((yy - 0.5 * (n_x - 1)) ** 2 + (xx - 0.5 * (n_x - 1)) ** 2) > (0.5 * n_x) ** 2
+            ct = square.ct.copy()
+            ct[:, outside] = PADDING_HU
+            mask = np.where(outside, 0, square.mask).astype(np.uint8)
+            scans.append(Scan(name, seed, ct, square.lungs & ~outside, mask, square.geometry, square.sides))
         elif name == "apex_only":
             scans.append(_crop(name, full, (int(z1 - 0.35 * height), 0, 0), (nz, ny, nx)))
         elif name == "bases_only":
