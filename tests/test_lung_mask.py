@@ -122,6 +122,16 @@ def test_a_patient_lying_on_the_side_still_has_two_whole_lungs():
     assert max(found.values()) > 0.95 and min(found.values()) < 0.05   # each lung whole, under one label
 
 
+def test_padding_stored_as_air_is_not_taken_for_air():
+    # the reconstruction circle's padding written as -1024 HU: one value in every slice, unlike real air
+    scan = scans_of(0)["tight_circle"]
+    padding = scan.ct == -3024
+    assert padding.sum() > 0.1 * padding.size
+    as_air = np.where(padding, -1024, scan.ct).astype(np.int16)
+    g = scan.geometry
+    assert dice(classical_lung_mask(as_air, g.direction, g.spacing, g.origin) > 0, scan.lungs) >= 0.95
+
+
 def test_slice_order_does_not_matter():
     # the same scan stored head first (z index towards the feet): "above" is read from the direction
     scan = scans_of(0)["bases_only"]

@@ -8,8 +8,8 @@ lung, tumours against the chest wall or the mediastinum. Its steps, in the spiri
 1. **Body**: soft tissue and bone (HU >= threshold) opened in-plane, the largest 3D component, and
    its convex hull in each axial slice. Where the lungs touch the image border the hull's edge is
    the border, so they stay inside the body; air outside the body lies outside the hull. Padding
-   outside a reconstruction circle (HU below -1024) is neither air nor body; where the circle cuts
-   the body, the hull reaches out to the circle.
+   outside a reconstruction circle (HU below -1024, or one value <= -1000 in every slice) is neither
+   air nor body; where the circle cuts the body, the hull reaches out to the circle.
 2. **Air inside the body**: air below the threshold, minus every axial air component (2D) with a
    pixel outside the hull (the air around the body, between the arms and the chest, under the back).
 3. **Airways**: the trachea and main bronchi are grown from the top slices through pure air
@@ -42,7 +42,8 @@ class ClassicalSettings:
 
     # Air and lung below, fat, soft tissue and bone above (HU).
     threshold_hu: float = -320.0
-    # Below this is no air but padding: pixels outside the reconstruction circle (-2000, -3024, ...).
+    # Below this is no air but padding: pixels outside the reconstruction circle (-2000, -3024, ...);
+    # padding stored as air (-1024) is found as pixels of one value in every slice.
     not_imaged_hu: float = -1024.0
     # In-plane opening radius (mm) that detaches the table, sheets and cables from the body.
     body_opening_mm: float = 4.0
@@ -121,6 +122,9 @@ def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = IDENTITY,
                    np.asarray(direction, float).reshape(3, 3), tuple(float(o) for o in origin))
     out = np.zeros(hu.shape, np.uint8)
     not_imaged = hu < settings.not_imaged_hu
+    if hu.shape[0] >= 3:  # padding stored as air (-1024): the same value in every slice, unlike noisy air
+        flat = (hu.min(axis=0) == hu.max(axis=0)) & (hu[0] <= -1000)
+        not_imaged |= flat[None]
     air = (hu < settings.threshold_hu) & ~not_imaged
     hull = _body_hull(~air & ~not_imaged, not_imaged, frame, settings.body_opening_mm)
     candidates = air & hull
