@@ -80,7 +80,7 @@ class ClassicalSettings:
 
 @dataclass(frozen=True)
 class _Frame:
-    """Patient coordinates of a (z, y, x) grid: ``x_mm`` and ``z_mm`` are linear in the indices."""
+    """Patient coordinates (LPS, mm) of the voxels of a (z, y, x) grid: linear in the indices."""
 
     shape: tuple[int, int, int]
     spacing_zyx: tuple[float, float, float]
@@ -140,15 +140,14 @@ def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = IDENTITY,
     split = _split(lungs, hull, frame, settings)
     zz, yy, xx = np.nonzero(lungs)
     left = split.left(frame, zz, yy, xx)
-    parts = []
+    filled = {}
     for value, side in ((RIGHT, ~left), (LEFT, left)):
         part = np.zeros(hu.shape, bool)
         part[zz[side], yy[side], xx[side]] = True
-        parts.append((value, _fill(part, frame, settings.closing_mm) if side.any() else part))
-    (_, right), (_, left_filled) = parts
-    out[right] = RIGHT
-    out[left_filled] = LEFT
-    both = right & left_filled
+        filled[value] = _fill(part, frame, settings.closing_mm)
+    out[filled[RIGHT]] = RIGHT
+    out[filled[LEFT]] = LEFT
+    both = filled[RIGHT] & filled[LEFT]
     if both.any():  # the closings met in the mediastinum: the split plane decides
         bz, by, bx = np.nonzero(both)
         out[bz, by, bx] = np.where(split.left(frame, bz, by, bx), LEFT, RIGHT)
@@ -388,6 +387,8 @@ def _fill(part: np.ndarray, frame: _Frame, closing_mm: float) -> np.ndarray:
     """
     from scipy import ndimage
 
+    if not part.any():
+        return part
     spacing = np.asarray(frame.spacing_zyx)
     pad = np.ceil(closing_mm / spacing).astype(int) + 1
     where = np.nonzero(part)
