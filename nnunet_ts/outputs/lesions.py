@@ -135,16 +135,30 @@ def _side(voxels: np.ndarray, reference, lungs: np.ndarray | None, midline: floa
     return _side_from_counts(int((x < midline).sum()), int((x > midline).sum()))  # LPS: x grows to the left
 
 
-def _best_axial_slice(voxels: np.ndarray, spacing: np.ndarray, centroid_z: float) -> tuple[int, float, float]:
+def _surface(voxels: np.ndarray) -> np.ndarray:
+    """The voxels (rows z, y, x) with a face neighbour outside the set: all a diameter depends on."""
+    from scipy.ndimage import binary_erosion
+
+    lo = voxels.min(0)
+    crop = np.zeros(tuple(voxels.max(0) - lo + 1), bool)
+    crop[tuple((voxels - lo).T)] = True
+    return np.argwhere(crop & ~binary_erosion(crop, border_value=0)) + lo
+
+
+def _best_axial_slice(voxels: np.ndarray, surface: np.ndarray, spacing: np.ndarray,
+                      centroid_z: float) -> tuple[int, float, float]:
     """(z, longest, perpendicular) of the slice with the longest in-plane diameter."""
+    z0 = int(voxels[:, 0].min())
+    area = np.bincount(voxels[:, 0] - z0)
     best = None
-    for z in np.unique(voxels[:, 0]):
-        yx = voxels[voxels[:, 0] == z][:, 1:]
+    for z in np.unique(surface[:, 0]):
+        yx = surface[surface[:, 0] == z][:, 1:]
         longest = longest_diameter(yx[:, ::-1] * spacing[:2], spacing[:2])
-        key = (round(longest, 6), len(yx), -abs(z - centroid_z), -z)
+        key = (round(longest, 6), int(area[z - z0]), -abs(z - centroid_z), -z)
         if best is None or key > best[0]:
-            best = (key, int(z), yx)
-    _, z, yx = best
+            best = (key, int(z))
+    z = best[1]
+    yx = voxels[voxels[:, 0] == z][:, 1:]
     lo = yx.min(0)
     crop = np.zeros(tuple(yx.max(0) - lo + 1), bool)
     crop[tuple((yx - lo).T)] = True
@@ -193,13 +207,14 @@ def measure_lesions(mask: np.ndarray, reference, probability: np.ndarray | None 
     found = []
     for voxels in _components(components):  # (n, 3) z, y, x
         centre = voxels.mean(0)
-        z, longest, perpendicular = _best_axial_slice(voxels, spacing, float(centre[0]))
+        surface = _surface(voxels)
+        z, longest, perpendicular = _best_axial_slice(voxels, surface, spacing, float(centre[0]))
         values = None if probability is None else np.asarray(probability)[tuple(voxels.T)]
         found.append(dict(
             volume_ml=round(len(voxels) * voxel_ml, 3),
             axial_longest_mm=round(longest, 2), axial_perpendicular_mm=round(perpendicular, 2),
             axial_slice=z,
-            longest_3d_mm=round(longest_diameter(voxels[:, ::-1] * spacing, spacing), 2),
+            longest_3d_mm=round(longest_diameter(surface[:, ::-1] * spacing, spacing), 2),
             centroid_mm=tuple(round(float(c), 2) for c in
                               reference.TransformContinuousIndexToPhysicalPoint(tuple(float(c) for c in centre[::-1]))),
             slice_range=(int(voxels[:, 0].min()), int(voxels[:, 0].max())),
