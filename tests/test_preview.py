@@ -64,6 +64,15 @@ def test_preview_png_size_and_overlay_position(tmp_path, case):
     col, up = axial.transData.transform((18 + 12, 24))
     r, g, b = rgb[int(height - up), int(col)]
     assert r == pytest.approx(g, abs=0.02) and g == pytest.approx(b, abs=0.02)
+    # the close-up: a 40 mm square (3 x the 10.x mm diameter is less) centred on the lesion, outlined in red
+    zoom = fig.axes[3]
+    (x0, x1), (y1, y0) = zoom.get_xlim(), zoom.get_ylim()
+    assert (x1 - x0, y1 - y0) == pytest.approx((40, 40))
+    centre = (18 + SPACING[0] / 2, 24 + SPACING[1] / 2)
+    assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx(centre, abs=0.2)  # the voxelised sphere's centroid
+    box = zoom.get_window_extent()
+    panel = coloured(rgb)[int(height - box.y1):int(height - box.y0), int(box.x0):int(box.x1)]
+    assert panel.sum() > 50
 
 
 def test_preview_keeps_the_physical_aspect(case):
@@ -75,6 +84,10 @@ def test_preview_keeps_the_physical_aspect(case):
                 ny * SPACING[1] / (nz * SPACING[2])]
     got = [ax.get_window_extent().width / ax.get_window_extent().height for ax in fig.axes[:3]]
     assert got == pytest.approx(expected, rel=0.02)
+    # and one scale (pixels per mm) for the three views
+    widths_mm = [nx * SPACING[0], nx * SPACING[0], ny * SPACING[1]]
+    scales = [ax.get_window_extent().width / w for ax, w in zip(fig.axes[:3], widths_mm)]
+    assert scales == pytest.approx([scales[0]] * 3, rel=0.02)
 
 
 def test_preview_without_tumour(tmp_path, case):

@@ -7,9 +7,9 @@ views are in radiological convention (patient's right on the image's left, anter
 usual CT orientation; coronal and sagittal views have the head up. A fourth panel zooms the axial
 view on the lesion (a square of three times its axial diameter, at least 40 mm) in a soft-tissue
 window (level 40 HU, width 400 HU) with the outline only, so the tissue under it and its border with
-the mediastinum or chest wall stay visible. Panel widths follow the views' physical proportions, so
-the first three share one scale. With a probability map, a fifth panel shows it on the axial slice.
-Below the views, one line per lesion (up to :data:`MAX_LEGEND_LINES`): label, volume, axial
+the mediastinum or chest wall stay visible. The views are placed side by side at one scale (mm per
+pixel) as large as the figure allows. With a probability map, a fifth panel shows it on the axial
+slice. Below the views, one line per lesion (up to :data:`MAX_LEGEND_LINES`): label, volume, axial
 diameters, slice, side.
 
 Rendered by matplotlib's Agg canvas on a ``Figure`` object (no pyplot, no display, no global state).
@@ -73,6 +73,22 @@ def _show(ax, image, overlay, extent, title, origin, cmap="gray", limits=LUNG_WI
     ax.tick_params(labelsize=7)
 
 
+def _place_panels(fig, fields: list[tuple[float, float]]) -> list:
+    """One axes per field, side by side at one scale (inches per mm) as large as the figure allows."""
+    width, height = fig.get_size_inches()
+    left, right, gap, top = 0.5, 0.2, 0.6, 0.75
+    usable_w = width - left - right - gap * (len(fields) - 1)
+    usable_h = height - top - LEGEND_INCHES
+    scale = min(usable_w / sum(w for w, _ in fields), usable_h / max(h for _, h in fields))
+    x = left + (usable_w - scale * sum(w for w, _ in fields)) / 2
+    axes = []
+    for w, h in fields:
+        y = height - top - scale * h
+        axes.append(fig.add_axes((x / width, y / height, scale * w / width, scale * h / height)))
+        x += scale * w + gap
+    return axes
+
+
 def render_preview(hu: np.ndarray, mask: np.ndarray, reference, lesions: Sequence[Lesion], *,
                    probability: np.ndarray | None = None):
     """The preview as a matplotlib ``Figure`` (size :func:`preview_size`). Axes: axial, coronal,
@@ -105,10 +121,9 @@ def render_preview(hu: np.ndarray, mask: np.ndarray, reference, lesions: Sequenc
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI)
     FigureCanvasAgg(fig)
     panels = 5 if probability is not None else 4
-    bottom = LEGEND_INCHES / (PANEL_INCHES + LEGEND_INCHES)
-    fig.subplots_adjust(left=0.04, right=0.99, top=0.92, bottom=bottom, wspace=0.25)
-    axial, coronal, sagittal = nx * sx / (ny * sy), nx * sx / (nz * sz), ny * sy / (nz * sz)
-    axes = fig.subplots(1, panels, gridspec_kw={"width_ratios": [axial, coronal, sagittal, 1.0, 1.0][:panels]})
+    # (width, height) mm of each panel's field: axial, coronal, sagittal, close-up square, probability
+    fields = [(nx * sx, ny * sy), (nx * sx, nz * sz), (ny * sy, nz * sz), (ny * sy, ny * sy), (nx * sx, ny * sy)]
+    axes = _place_panels(fig, fields[:panels])
     _show(axes[0], hu[z], tumour[z], (0, nx * sx, ny * sy, 0), f"axial, slice {z}", "upper")
     _show(axes[1], hu[:, y, :], tumour[:, y, :], (0, nx * sx, 0, nz * sz), f"coronal, row {y}", "lower")
     _show(axes[2], hu[:, :, x], tumour[:, :, x], (0, ny * sy, 0, nz * sz), f"sagittal, column {x}", "lower")
