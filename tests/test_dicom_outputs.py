@@ -137,6 +137,30 @@ def test_rtstruct_rasterises_back_to_the_mask(tmp_path, series, name):
     np.testing.assert_array_equal(back.mask, mask)
 
 
+@pytest.mark.parametrize("name", ["sphere", "ring", "chequer"])
+def test_rtstruct_vertices_lie_halfway_between_tumour_and_background(tmp_path, series, name):
+    """Each vertex, in voxel indices, is the midpoint of a tumour and a background voxel centre that
+    are neighbours along x or y: one coordinate whole, the other a half, the two centres differing."""
+    mask = SHAPES[name]
+    ds = pydicom.dcmread(write_rtstruct(mask, series.written.files, tmp_path / "rt.dcm"))
+    s = series.spec
+    to_index = np.linalg.inv(s.direction * np.asarray(s.spacing))  # index = inv(D diag(spacing)) (p - origin)
+    padded = np.pad(mask, 1)
+    n = 0
+    for c in ds.ROIContourSequence[0].ContourSequence:
+        index = (to_index @ (np.asarray(c.ContourData, float).reshape(-1, 3) - s.origin).T).T
+        assert np.abs(index[:, 2] - np.rint(index[:, 2])).max() < 1e-3
+        for x, y, z in index:
+            half_x = abs(x - np.floor(x) - 0.5) < 2e-3
+            assert half_x != (abs(y - np.floor(y) - 0.5) < 2e-3)  # exactly one coordinate is a half
+            a = (int(np.rint(z)), int(np.floor(y)) if not half_x else int(np.rint(y)),
+                 int(np.floor(x)) if half_x else int(np.rint(x)))
+            b = (a[0], a[1] + (not half_x), a[2] + half_x)
+            assert padded[a[0] + 1, a[1] + 1, a[2] + 1] != padded[b[0] + 1, b[1] + 1, b[2] + 1]
+            n += 1
+    assert n > 20
+
+
 def test_rtstruct_ring_has_a_hole_contour(tmp_path, series):
     path = write_rtstruct(SHAPES["ring"], series.written.files, tmp_path / "rt.dcm")
     ds = pydicom.dcmread(path)

@@ -254,3 +254,18 @@ def test_format_lesion_table():
     assert lines[0].split()[:3] == ["#", "volume", "ml"]
     assert lines[1].split() == ["1", "6.00", "22.4", "11.2", "9", "37.4", "left", "35", "-"]
     assert lines[-1] == "2 lesion(s), 6.50 ml in total"
+
+
+def test_oblique_direction_changes_only_the_centroid():
+    """Sizes are the same in any orientation; the centroid follows origin + D (spacing * index)."""
+    from nnunet_ts.synth.dicom_export import rotation
+
+    shape, spacing, origin = (20, 30, 30), (0.5, 1.0, 2.0), (-40.0, 12.0, 300.0)
+    mask = block(shape, (2, 3, 4), (15, 20, 20))
+    direction = rotation()
+    (straight,) = measure_lesions(mask, ct(shape, spacing, origin))
+    (oblique,) = measure_lesions(mask, ct(shape, spacing, origin, tuple(direction.ravel())))
+    for field in ("volume_ml", "axial_longest_mm", "axial_perpendicular_mm", "longest_3d_mm", "axial_slice"):
+        assert getattr(oblique, field) == getattr(straight, field)
+    index = np.array([4 + 9.5, 3 + 9.5, 2 + 7.0])
+    assert oblique.centroid_mm == pytest.approx(tuple(origin + direction @ (index * spacing)), abs=0.01)
