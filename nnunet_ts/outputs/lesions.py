@@ -204,14 +204,15 @@ def measure_lesions(mask: np.ndarray, reference, probability: np.ndarray | None 
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lung_mid = _lung_midline(lungs, reference) if lungs is not None else None
     midline = lung_mid if lung_mid is not None else _body_midline(hu, reference)
-    found = []
-    for voxels in _components(components):  # (n, 3) z, y, x
-        centre = voxels.mean(0)
+    lesions = []
+    # largest first; sorted() is stable, so equal volumes keep the (z, y, x) order of their first voxel
+    for label, voxels in enumerate(sorted(_components(components), key=len, reverse=True), start=1):
+        centre = voxels.mean(0)  # voxels: (n, 3) z, y, x
         surface = _surface(voxels)
         z, longest, perpendicular = _best_axial_slice(voxels, surface, spacing, float(centre[0]))
         values = None if probability is None else np.asarray(probability)[tuple(voxels.T)]
-        found.append(dict(
-            volume_ml=round(len(voxels) * voxel_ml, 3),
+        lesions.append(Lesion(
+            label=label, volume_ml=round(len(voxels) * voxel_ml, 3),
             axial_longest_mm=round(longest, 2), axial_perpendicular_mm=round(perpendicular, 2),
             axial_slice=z,
             longest_3d_mm=round(longest_diameter(surface[:, ::-1] * spacing, spacing), 2),
@@ -221,10 +222,8 @@ def measure_lesions(mask: np.ndarray, reference, probability: np.ndarray | None 
             side=_side(voxels, reference, lungs, midline),
             mean_hu=round(float(hu[tuple(voxels.T)].mean()), 1),
             mean_probability=None if values is None else round(float(values.mean()), 4),
-            max_probability=None if values is None else round(float(values.max()), 4),
-            _count=len(voxels)))
-    found.sort(key=lambda d: -d["_count"])  # stable: ties keep (z, y, x) order of first voxel
-    return [Lesion(label=i, **{k: v for k, v in d.items() if k != "_count"}) for i, d in enumerate(found, 1)]
+            max_probability=None if values is None else round(float(values.max()), 4)))
+    return lesions
 
 
 def _components(labels: np.ndarray):
