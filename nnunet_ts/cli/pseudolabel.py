@@ -12,9 +12,9 @@ Run a trained box-guided teacher on the weak (box-only) scans and write a studen
 strong cases copied in, and per weak case the teacher's foreground probability (the soft target,
 not thresholded), a hard mask (>= 0.5) for nnU-Net's bookkeeping, and the case's real segbox.
 
-ROI mode (default) runs nnU-Net's pipeline but the network only on the sliding-window tiles that
-touch a box grown by --margin-mm; the map keeps those regions (identical there to a whole-volume
-prediction) and is background elsewhere: at the paper's scale of ~1000 CTs it is several times
+ROI mode (default) cuts each box grown by --margin-mm out of the scan with half a network patch of
+context around it and runs nnU-Net's pipeline (resampling, sliding window, export) on that crop only;
+the map keeps those regions and is background elsewhere: on clinical-size CTs this is many times
 faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
 soft voting (mean of their probabilities).
 
