@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nnunet_ts.errors import InputError
     from nnunet_ts.inference.batch import CaseJob, OutputRequest, check_request, run_jobs
-    from nnunet_ts.inference.box_prompt import prompt_segbox, read_box_prompt
+    from nnunet_ts.inference.box_prompt import box_file_form, check_form, prompt_segbox, read_box_prompt
     from nnunet_ts.inference.cases import find_cases
     from nnunet_ts.inference.model_package import read_model_info, trained_folds
     from nnunet_ts.inference.predict import PredictOptions, load_predictor
@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
         jobs.append(CaseJob(case, stem, _case_boxes(args.boxes, case.case_id, len(cases))))
     request = OutputRequest(types=tuple(dict.fromkeys(args.output_type)), preview=args.preview)
     check_request(request, options, jobs)
+    for job in jobs:  # a box file of the wrong form is refused before anything runs
+        if job.boxes is not None and (job.boxes.is_file() or len(jobs) == 1):
+            check_form(box_file_form(job.boxes), info.segbox_form, job.boxes, args.model)
     if single_file and "nifti" not in request.types:
         _note(f"no NIfTI is written (--output-type {' '.join(request.types)}); {output} names the other outputs")
 

@@ -169,27 +169,60 @@ def box3d_segbox(boxes_mm, image) -> np.ndarray:
     return segbox
 
 
+def box_file_form(path: str | Path) -> str:
+    """``rectangles`` or ``box3d``: the form of a box file, read cheaply (VOC XML: rectangles).
+
+    Raises:
+        InputError: missing, or JSON of another format.
+    """
+    from nnunet_ts.io.boxes_file import FORMAT as RECT_FORMAT
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"boxes file {path} does not exist")
+    if path.is_dir() or path.suffix.lower() == ".xml":
+        return "rectangles"
+    try:
+        kind = json.loads(path.read_text()).get("format")
+    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise InputError(f"boxes file {path} is neither JSON nor VOC XML ({exc})") from None
+    if kind not in (RECT_FORMAT, BOX3D_FORMAT):
+        raise InputError(f"boxes file {path} has format {kind!r}; expected '{RECT_FORMAT}' (per-slice rectangles) "
+                         f"or '{BOX3D_FORMAT}' (3D boxes in mm), see `nnunet_ts predict --help`")
+    return "box3d" if kind == BOX3D_FORMAT else "rectangles"
+
+
+def check_form(given: str, teacher_form: str | None, source: str | Path, model: str | Path) -> None:
+    """Refuse boxes of a form the teacher was not trained with (``given``: ``rectangles`` or ``box3d``).
+
+    ``teacher_form`` None (not recorded) is taken as ``per_lesion``.
+
+    Raises:
+        InputError: per-slice rectangles for a ``box3d`` teacher, or 3D boxes for a per-slice one.
+    """
+    form = teacher_form or "per_lesion"
+    if (form == "box3d") == (given == "box3d"):
+        return
+    wanted = ("3D boxes in mm (a 'nnunet_ts.box3d_mm' file)" if form == "box3d" else
+              "per-slice rectangles (a 'nnunet_ts.boxes' file or VOC XML)")
+    held = "3D boxes" if given == "box3d" else "per-slice rectangles"
+    raise InputError(f"teacher {model} was trained with {form} segboxes and needs {wanted}; {source} holds "
+                     f"{held}: draw the boxes in the teacher's form or use a teacher trained on "
+                     f"{'box3d' if given == 'box3d' else 'per-slice'} boxes")
+
+
 def prompt_segbox(prompt: BoxPrompt, image, teacher_form: str | None, model: str,
                   interpolate: bool = False) -> np.ndarray:
     """The segbox (uint8 (z, y, x), the CT's grid) the teacher reads, in the form it was trained with.
 
-    ``teacher_form`` None (not recorded) is taken as ``per_lesion`` rectangles.
-
     Raises:
-        InputError: the prompt's form (rectangles or 3D boxes) is not the teacher's.
+        InputError: the prompt's form (rectangles or 3D boxes) is not the teacher's (:func:`check_form`).
     """
     from nnunet_ts.boxes.segbox import segbox_from_rectangles
 
-    form = teacher_form or "per_lesion"
-    if (form == "box3d") != (prompt.form == "box3d"):
-        wanted = ("3D boxes in mm (a 'nnunet_ts.box3d_mm' file)" if form == "box3d" else
-                  "per-slice rectangles (a 'nnunet_ts.boxes' file or VOC XML)")
-        given = "3D boxes" if prompt.form == "box3d" else "per-slice rectangles"
-        raise InputError(f"teacher {model} was trained with {form} segboxes and needs {wanted}; {prompt.source} "
-                         f"holds {given}: draw the boxes in the teacher's form or use a teacher trained on "
-                         f"{'box3d' if prompt.form == 'box3d' else 'per-slice'} boxes")
+    check_form(prompt.form, teacher_form, prompt.source, model)
     if prompt.form == "box3d":
         return box3d_segbox(prompt.boxes_mm, image)
     size = image.GetSize()
     rects = interpolate_rectangles(prompt.rectangles) if interpolate else list(prompt.rectangles)
-    return segbox_from_rectangles(rects, (size[2], size[1], size[0]), form)
+    return segbox_from_rectangles(rects, (size[2], size[1], size[0]), teacher_form or "per_lesion")
