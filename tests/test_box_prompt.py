@@ -18,6 +18,7 @@ from nnunet_ts.inference.box_prompt import (
     prompt_segbox,
     read_box_prompt,
 )
+from nnunet_ts.inference.model_package import read_model_info
 from nnunet_ts.io.boxes_file import save_rectangles
 from nnunet_ts.io.images import read_image
 from tests.factories.stock import prefix, requires_nnunet, run
@@ -37,6 +38,7 @@ def _image(shape_zyx, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction
 @requires_nnunet
 def test_predict_boxes_equals_stock_predict_then_restrict_to_box(box_teacher_model, tmp_path):
     model = box_teacher_model  # BoxTeacherTrainer, folds 0 and 1, per_lesion segboxes (tests/conftest.py)
+    assert read_model_info(model.folder).segbox_form == "per_lesion"  # from its dataset.json
     images, labels = model.raw / "imagesTs", model.raw / "labelsTs"
     case = sorted(p.name[:-len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz"))[0]
     stock_in = tmp_path / "stock_in"  # one test case for the stock command: its CT and segbox channels
