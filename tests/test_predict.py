@@ -45,7 +45,7 @@ def assert_geometry_of(path: Path, reference: sitk.Image, atol=1e-6):
     return sitk.GetArrayFromImage(out)
 
 
-def test_predict_nifti_writes_mask_and_probabilities_in_the_input_geometry(model, thorax, tmp_path):
+def test_predict_nifti_writes_mask_and_probabilities_in_the_input_geometry(model, thorax, tmp_path, capsys):
     hu, spacing, origin, direction = thorax
     image = sitk.GetImageFromArray(hu)
     image.SetSpacing(spacing)
@@ -64,6 +64,10 @@ def test_predict_nifti_writes_mask_and_probabilities_in_the_input_geometry(model
     prob = assert_geometry_of(tmp_path / "prob.nii.gz", reference)
     assert prob.dtype == np.float32 and 0 <= prob.min() and prob.max() <= 1
     assert np.array_equal(prob > 0.5, mask > 0)  # nnU-Net's argmax of two classes
+    # two outputs of one scan in one folder: each is finished on its own
+    assert main(["predict", str(tmp_path / "ct.nii.gz"), str(tmp_path / "mask.nii.gz"), "-m", str(model),
+                 "--cpu"]) == 0
+    assert "0 written, 1 skipped" in capsys.readouterr().out
 
 
 def test_predict_dicom_with_lung_crops_filter_and_smoothing(model, thorax, tmp_path, no_lungmask_cache, capsys):

@@ -123,7 +123,6 @@ def run(args: argparse.Namespace) -> int:
         _note(f"no NIfTI is written (--output-type {' '.join(request.types)}); {output} names the other outputs")
 
     model = Path(args.model)
-    predictor = load_predictor(model, options, teacher=info.is_teacher)
     folds = options.folds or trained_folds(model, checkpoint)
     settings = {"model": str(model.resolve()), "folds": list(folds), **options.settings()}
 
@@ -134,8 +133,8 @@ def run(args: argparse.Namespace) -> int:
             _note(f"{job.case.case_id}: {note}")
         return prompt_segbox(prompt, image, info.segbox_form, str(model), options.interpolate_boxes)
 
-    summary = run_jobs(jobs, predictor, options, request, settings,
-                       [model / f"fold_{f}" / checkpoint for f in folds],
+    summary = run_jobs(jobs, lambda: load_predictor(model, options, teacher=info.is_teacher), options, request,
+                       settings, [model / f"fold_{f}" / checkpoint for f in folds],
                        segbox_for=segbox_for if info.is_teacher else None, overwrite=args.overwrite)
     summary.ignored = discovery.ignored
     if len(cases) > 1 or summary.skipped or summary.failed or summary.ignored:

@@ -67,12 +67,14 @@ def check_request(request: OutputRequest, options: PredictOptions, jobs: Sequenc
                          f"use --output-type nifti")
 
 
-def run_jobs(jobs: Sequence[CaseJob], predictor, options: PredictOptions, request: OutputRequest,
+def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], options: PredictOptions,
+             request: OutputRequest,
              settings: dict, model_inputs: Sequence[Path], *, segbox_for: Callable | None = None,
              overwrite: bool = False, echo: Callable[[str], None] = print, progress: bool = True) -> Summary:
     """Predict every job not finished earlier; returns what happened.
 
     Args:
+        load_predictor: returns the predictor; called once, only when a job is not finished.
         settings: everything that changes a result (model, options); stored per case for resume.
         model_inputs: files whose change makes outputs stale (the model's checkpoints).
         segbox_for: ``(job, image) -> segbox`` for a box-guided teacher (None: CT-only model).
@@ -94,7 +96,7 @@ def run_jobs(jobs: Sequence[CaseJob], predictor, options: PredictOptions, reques
         case_settings = {**settings, "boxes": str(job.boxes.resolve()) if job.boxes else None}
         inputs = [*model_inputs, *([job.boxes] if job.boxes and job.boxes.is_file() else [])]
         try:
-            state = record.state(job.case.case_id, outputs, [*job.case.input_files(), *inputs], case_settings)
+            state = record.state(job.stem.name, outputs, [*job.case.input_files(), *inputs], case_settings)
         except OSError as exc:
             summary.failed[job.case.case_id] = f"input unreadable ({exc})"
             continue
@@ -106,10 +108,11 @@ def run_jobs(jobs: Sequence[CaseJob], predictor, options: PredictOptions, reques
                              f"--overwrite to replace it or choose another OUTPUT")
         else:
             todo.append((job, record, outputs, case_settings))
+    predictor = load_predictor() if todo else None
     for job, record, outputs, case_settings in tqdm(todo, desc="predict", unit="scan", disable=not progress or
                                                     len(todo) < 2):
         try:
-            record.mark(job.case.case_id, case_settings)  # before writing: an interrupted case is redone
+            record.mark(job.stem.name, case_settings)  # before writing: an interrupted case is redone
             lines = predict_job(job, predictor, options, outputs, segbox_for)
             summary.written.append(job.case.case_id)
             for line in lines:

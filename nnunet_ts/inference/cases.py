@@ -149,7 +149,8 @@ def output_paths(stem: Path, types: Sequence[str], lesion_table: bool, preview: 
 
 
 class Record:
-    """``OUT/.nnunet_ts_predict.json``: per case, the settings its outputs were made with."""
+    """``OUT/.nnunet_ts_predict.json``: per output stem (``<case>`` or ``NAME``), the settings its outputs
+    were made with."""
 
     def __init__(self, folder: Path):
         self.path = Path(folder) / RECORD
@@ -158,7 +159,7 @@ class Record:
         except (OSError, ValueError, AttributeError):
             self.cases = {}
 
-    def state(self, case_id: str, outputs: dict[str, Path], inputs: Sequence[Path], settings: dict) -> str:
+    def state(self, stem: str, outputs: dict[str, Path], inputs: Sequence[Path], settings: dict) -> str:
         """``finished``, ``new`` (no output yet, or left by an interrupted run with these settings),
         ``stale`` (an input is newer) or ``other-settings``."""
         from nnunet_ts.io.atomic import is_current
@@ -166,15 +167,15 @@ class Record:
         present = [p for p in outputs.values() if p.exists()]
         if not present:
             return "new"
-        same = self.cases.get(case_id) == settings
+        same = self.cases.get(stem) == settings
         if not same:
             return "other-settings"
         if len(present) < len(outputs):
             return "new"
         return "finished" if all(is_current(p, *inputs) for p in present) else "stale"
 
-    def mark(self, case_id: str, settings: dict) -> None:
+    def mark(self, stem: str, settings: dict) -> None:
         from nnunet_ts.io.atomic import write_text_atomic
 
-        self.cases[case_id] = settings
+        self.cases[stem] = settings
         write_text_atomic(self.path, json.dumps({"version": 1, "cases": self.cases}, indent=1))
