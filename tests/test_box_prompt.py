@@ -2,6 +2,7 @@
 stock ``nnUNetv2_predict`` + ``nnunet_ts restrict-to-box``; the box files it reads and the forms it refuses."""
 import json
 import shutil
+import zipfile
 
 import numpy as np
 import pytest
@@ -39,6 +40,10 @@ def _image(shape_zyx, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0), direction
 def test_predict_boxes_equals_stock_predict_then_restrict_to_box(box_teacher_model, tmp_path):
     model = box_teacher_model  # BoxTeacherTrainer, folds 0 and 1, per_lesion segboxes (tests/conftest.py)
     assert read_model_info(model.folder).segbox_form == "per_lesion"  # from its dataset.json
+    assert main(["model", "export", str(model.folder), "-o", str(tmp_path / "teacher.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "teacher.zip") as zf:
+        record = json.loads(zf.read(f"{model.dataset}/{model.folder.name}/nnunet_ts_model.json"))
+    assert (record["channels"], record["segbox_form"], record["folds"]) == (["CT", "noNorm"], "per_lesion", ["0", "1"])
     images, labels = model.raw / "imagesTs", model.raw / "labelsTs"
     case = sorted(p.name[:-len("_0000.nii.gz")] for p in images.glob("*_0000.nii.gz"))[0]
     stock_in = tmp_path / "stock_in"  # one test case for the stock command: its CT and segbox channels

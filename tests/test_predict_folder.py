@@ -61,6 +61,10 @@ def test_requests_that_cannot_work_fail_before_anything_runs(ct_model, scans, tm
     assert "reads the CT only" in capsys.readouterr().err
     assert _predict(scans / "scan_1.nii.gz", out, ct_model.folder, "--threshold", "-1", "--preview") == 2
     assert not out.exists()
+    capsys.readouterr()
+    assert _predict(scans / "broken.nii.gz", out, ct_model.folder) == 2  # one scan: its error is the command's
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "broken.nii.gz" in errors[0]
 
 
 def test_model_record_sets_lung_cropping_and_flags_override_it(ct_model, scans, tmp_path, capsys, monkeypatch):

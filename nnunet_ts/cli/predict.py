@@ -23,8 +23,8 @@ OUTPUT: NAME.nii.gz for one scan (other outputs beside it: NAME_seg.dcm ...) or 
   OUT/<case>_preview.png     key slices with the mask outlined (--preview)
 <case> is an image file's name without its ending, or a DICOM series' folder path below INPUT.
 A rerun skips scans whose outputs are complete and newer than their inputs (same settings); one
-scan that fails is reported and the others go on. Exit status: 0 all written, 1 a scan failed,
-2 bad input (nothing written).
+scan that fails is reported and the others go on. Exit status: 0 all written, 1 a scan of several
+failed, 2 bad input (for one scan: its failure).
 
 Box prompts (--boxes, box-guided teacher): a 'nnunet_ts.boxes' JSON of per-slice rectangles, a
 PASCAL-VOC XML file or folder (Lung-PET-CT-Dx: <SOPInstanceUID>.xml, DICOM input), or 3D boxes in

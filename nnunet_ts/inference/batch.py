@@ -6,6 +6,7 @@ boxes that do not fit, ...) is reported and the others go on; the run fails at t
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,11 +79,11 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
         settings: everything that changes a result (model, options); stored per case for resume.
         model_inputs: files whose change makes outputs stale (the model's checkpoints).
         segbox_for: ``(job, image) -> segbox`` for a box-guided teacher (None: CT-only model).
-        echo: where per-case reports go (the lesion table, failures).
+        echo: where per-case reports go (what was written, the lesion table); failures go to stderr.
 
     Raises:
         InputError: outputs made with other settings exist and ``overwrite`` is false (checked for
-            every case before any prediction).
+            every case before any prediction); the one job's bad input when there is one job.
     """
     from tqdm import tqdm
 
@@ -118,9 +119,11 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
             for line in lines:
                 echo(line)
         except (InputError, ValueError, RuntimeError, OSError) as exc:
+            if isinstance(exc, InputError) and len(jobs) == 1:
+                raise  # one scan: its bad input is the command's error (exit status 2)
             summary.failed[job.case.case_id] = str(exc).strip().splitlines()[-1] if str(exc).strip() else \
                 type(exc).__name__
-            echo(f"{job.case.case_id}: error: {summary.failed[job.case.case_id]}")
+            print(f"{job.case.case_id}: error: {summary.failed[job.case.case_id]}", file=sys.stderr)
     return summary
 
 

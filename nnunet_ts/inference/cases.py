@@ -108,7 +108,7 @@ def find_cases(input_path: str | Path, series_uid: str | None = None) -> Discove
         return Discovery([Case(image_case_id(path), path)])
     images = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_ENDINGS))
     try:
-        series = discover_series(path)
+        series = discover_series(path, progress=True)
     except InputError:
         series = []
     ignored, cts = [], []
@@ -119,7 +119,7 @@ def find_cases(input_path: str | Path, series_uid: str | None = None) -> Discove
         (ignored.append(f"{s.label()}: {reason}") if reason else cts.append(s))
     if series_uid is not None and not cts:
         raise InputError(f"{path} holds no CT series with UID {series_uid}; fix --series-uid")
-    cases = [Case(image_case_id(p), p) for p in images]
+    cases = [] if series_uid is not None else [Case(image_case_id(p), p) for p in images]
     per_folder: dict[Path, int] = {}
     for s in cts:
         per_folder[s.folder] = per_folder.get(s.folder, 0) + 1
