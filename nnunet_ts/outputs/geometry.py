@@ -40,12 +40,12 @@ def longest_diameter(centres_mm: np.ndarray, spacing: np.ndarray) -> float:
     the box's), so only those voxels' corners are compared.
 
     Args:
-        centres_mm: (n, d) voxel centres in mm, d = 2 or 3.
+        centres_mm: (n, d) voxel centres in mm, d = 2 or 3; the shape's surface voxels suffice.
         spacing: (d,) voxel size in mm in the same axis order.
     """
     from scipy.spatial import ConvexHull, QhullError
 
-    centres = np.unique(np.asarray(centres_mm, float), axis=0)
+    centres = np.asarray(centres_mm, float)
     if len(centres) > centres.shape[1] + 1:
         try:
             centres = centres[ConvexHull(centres).vertices]

@@ -93,8 +93,9 @@ def _patient_x(index_zyx: np.ndarray, reference) -> np.ndarray:
 
 
 def _body_midline(hu: np.ndarray, reference) -> float | None:
-    """Median patient x (mm) of the voxels above ``BODY_HU`` (every 4th in each axis), or None."""
-    sub = np.argwhere(hu[::4, ::4, ::4] > BODY_HU) * 4
+    """Median patient x (mm) of the voxels above ``BODY_HU`` (on a grid of about a million voxels), or None."""
+    step = max(1, round((hu.size / 1e6) ** (1 / 3)))
+    sub = np.argwhere(hu[::step, ::step, ::step] > BODY_HU) * step
     return float(np.median(_patient_x(sub, reference))) if len(sub) else None
 
 
@@ -102,10 +103,14 @@ def _lung_midline(lungs: np.ndarray, reference) -> float | None:
     """Halfway (patient x, mm) between the centroids of the right and the left lung, or None."""
     centres = []
     for label in (RIGHT_LUNG, LEFT_LUNG):
-        voxels = np.argwhere(lungs[::2, ::2, ::2] == label) * 2
-        if not len(voxels):
+        inside = lungs == label
+        total = int(inside.sum())
+        if total == 0:
             return None
-        centres.append(float(_patient_x(voxels, reference).mean()))
+        # centroid index from the three marginal sums: no index list of millions of voxels
+        index = [float((np.arange(n) * inside.sum(axis=tuple(a for a in range(3) if a != axis))).sum()) / total
+                 for axis, n in enumerate(inside.shape)]
+        centres.append(float(_patient_x(np.array([index]), reference)[0]))
     return (centres[0] + centres[1]) / 2
 
 
@@ -130,16 +135,30 @@ def _side(voxels: np.ndarray, reference, lungs: np.ndarray | None, midline: floa
     return _side_from_counts(int((x < midline).sum()), int((x > midline).sum()))  # LPS: x grows to the left
 
 
-def _best_axial_slice(voxels: np.ndarray, spacing: np.ndarray, centroid_z: float) -> tuple[int, float, float]:
+def _surface(voxels: np.ndarray) -> np.ndarray:
+    """The voxels (rows z, y, x) with a face neighbour outside the set: all a diameter depends on."""
+    from scipy.ndimage import binary_erosion
+
+    lo = voxels.min(0)
+    crop = np.zeros(tuple(voxels.max(0) - lo + 1), bool)
+    crop[tuple((voxels - lo).T)] = True
+    return np.argwhere(crop & ~binary_erosion(crop, border_value=0)) + lo
+
+
+def _best_axial_slice(voxels: np.ndarray, surface: np.ndarray, spacing: np.ndarray,
+                      centroid_z: float) -> tuple[int, float, float]:
     """(z, longest, perpendicular) of the slice with the longest in-plane diameter."""
+    z0 = int(voxels[:, 0].min())
+    area = np.bincount(voxels[:, 0] - z0)
     best = None
-    for z in np.unique(voxels[:, 0]):
-        yx = voxels[voxels[:, 0] == z][:, 1:]
+    for z in np.unique(surface[:, 0]):
+        yx = surface[surface[:, 0] == z][:, 1:]
         longest = longest_diameter(yx[:, ::-1] * spacing[:2], spacing[:2])
-        key = (round(longest, 6), len(yx), -abs(z - centroid_z), -z)
+        key = (round(longest, 6), int(area[z - z0]), -abs(z - centroid_z), -z)
         if best is None or key > best[0]:
-            best = (key, int(z), yx)
-    _, z, yx = best
+            best = (key, int(z))
+    z = best[1]
+    yx = voxels[voxels[:, 0] == z][:, 1:]
     lo = yx.min(0)
     crop = np.zeros(tuple(yx.max(0) - lo + 1), bool)
     crop[tuple((yx - lo).T)] = True
@@ -185,26 +204,26 @@ def measure_lesions(mask: np.ndarray, reference, probability: np.ndarray | None 
     voxel_ml = float(np.prod(spacing)) / 1000.0
     lung_mid = _lung_midline(lungs, reference) if lungs is not None else None
     midline = lung_mid if lung_mid is not None else _body_midline(hu, reference)
-    found = []
-    for voxels in _components(components):  # (n, 3) z, y, x
-        centre = voxels.mean(0)
-        z, longest, perpendicular = _best_axial_slice(voxels, spacing, float(centre[0]))
+    lesions = []
+    # largest first; sorted() is stable, so equal volumes keep the (z, y, x) order of their first voxel
+    for label, voxels in enumerate(sorted(_components(components), key=len, reverse=True), start=1):
+        centre = voxels.mean(0)  # voxels: (n, 3) z, y, x
+        surface = _surface(voxels)
+        z, longest, perpendicular = _best_axial_slice(voxels, surface, spacing, float(centre[0]))
         values = None if probability is None else np.asarray(probability)[tuple(voxels.T)]
-        found.append(dict(
-            volume_ml=round(len(voxels) * voxel_ml, 3),
+        lesions.append(Lesion(
+            label=label, volume_ml=round(len(voxels) * voxel_ml, 3),
             axial_longest_mm=round(longest, 2), axial_perpendicular_mm=round(perpendicular, 2),
             axial_slice=z,
-            longest_3d_mm=round(longest_diameter(voxels[:, ::-1] * spacing, spacing), 2),
+            longest_3d_mm=round(longest_diameter(surface[:, ::-1] * spacing, spacing), 2),
             centroid_mm=tuple(round(float(c), 2) for c in
                               reference.TransformContinuousIndexToPhysicalPoint(tuple(float(c) for c in centre[::-1]))),
             slice_range=(int(voxels[:, 0].min()), int(voxels[:, 0].max())),
             side=_side(voxels, reference, lungs, midline),
             mean_hu=round(float(hu[tuple(voxels.T)].mean()), 1),
             mean_probability=None if values is None else round(float(values.mean()), 4),
-            max_probability=None if values is None else round(float(values.max()), 4),
-            _count=len(voxels)))
-    found.sort(key=lambda d: -d["_count"])  # stable: ties keep (z, y, x) order of first voxel
-    return [Lesion(label=i, **{k: v for k, v in d.items() if k != "_count"}) for i, d in enumerate(found, 1)]
+            max_probability=None if values is None else round(float(values.max()), 4)))
+    return lesions
 
 
 def _components(labels: np.ndarray):
