@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from nnunet_ts.cli.main import main
@@ -86,3 +87,24 @@ def test_model_record_sets_lung_cropping_and_flags_override_it(ct_model, scans, 
     assert _predict(ct, tmp_path / "b.nii.gz", model, "--no-crop-lungs") == 0
     captured = capsys.readouterr()
     assert "--no-crop-lungs overrides that" in captured.err and "lung mask" not in captured.out
+
+
+def test_case_names_of_a_folder_with_series_and_images(tmp_path):
+    import re
+
+    from nnunet_ts.inference.cases import find_cases
+    from nnunet_ts.synth.dicom_export import SeriesSpec, write_series
+
+    root = tmp_path / "root"
+    rng = np.random.default_rng(0)
+    spec = dict(hu=np.zeros((3, 8, 8)), spacing=(1.0, 1.0, 2.0), origin=(0.0, 0.0, 0.0), direction=np.eye(3))
+    shared = [write_series(root, SeriesSpec(**spec, patient_id=p), rng) for p in ("P1", "P2")]  # one folder
+    own = write_series(root / "b" / "c", SeriesSpec(**spec, patient_id="P3"), rng)
+    write_image(root / "x.nii.gz", np.zeros((3, 8, 8), np.int16), Geometry((3, 8, 8), (1, 1, 2), (0, 0, 0),
+                                                                            GEOMETRY.direction))
+    found = {c.case_id: c for c in find_cases(root).cases}
+    suffix = [re.sub(r"\D", "", s.series_uid)[-8:] for s in shared]
+    assert sorted(found) == sorted(["x", "b_c", f"root_{suffix[0]}", f"root_{suffix[1]}"])
+    assert found["b_c"].series.series_uid == own.series_uid and not found["x"].is_dicom
+    only = find_cases(root, series_uid=own.series_uid).cases
+    assert [c.case_id for c in only] == ["b_c"]  # --series-uid: that series alone
