@@ -255,20 +255,10 @@ def _patients(dataset: Path) -> dict[str, str]:
 
 
 def _header(path: Path):
-    """The geometry of an image from its header only."""
-    import SimpleITK as sitk
+    """The geometry of an image from its header only (the file is checked whole)."""
+    from nnunet_ts.io.images import read_header
 
-    from nnunet_ts.io.images import Geometry
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise InputError(f"CT {path} cannot be read; the file is corrupt or not an image") from None
-    size = reader.GetSize()
-    return Geometry((size[2], size[1], size[0]), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
-                    tuple(reader.GetDirection()))
+    return read_header(path, "CT")
 
 
 def _settings(job: PseudoLabelJob) -> dict:
