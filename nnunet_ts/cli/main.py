@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from nnunet_ts import __version__
+from nnunet_ts.cli.formatting import HelpFormatter
 from nnunet_ts.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP, InputError, InputWarning
 
 # (name, module, one-line help). Order is the order shown in --help.
@@ -45,11 +46,10 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nnunet_ts",
-        description="Teacher-student lung-tumour segmentation from mixed supervision "
-                    "(few voxel masks, many boxes) on nnU-Net v2. Training and prediction use the "
-                    "stock nnUNetv2_* commands; run `eval \"$(nnunet_ts env)\"` first so they find "
-                    "our trainers.",
+        prog="nnunet_ts", formatter_class=HelpFormatter,
+        description="Teacher-student lung-tumour segmentation from mixed supervision (few voxel masks,\n"
+                    "many boxes) on nnU-Net v2. Training and prediction use the stock nnUNetv2_* commands;\n"
+                    "run `eval \"$(nnunet_ts env)\"` first so they find our trainers.",
     )
     parser.add_argument("--version", action="version", version=f"nnunet_ts {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

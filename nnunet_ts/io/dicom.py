@@ -222,8 +222,8 @@ def ct_exclusion_reason(series: DicomSeries) -> str | None:
 
     Dropped: other modalities (PET, RTSTRUCT, ...), secondary captures (screenshots), fused
     PET/CT (ImageType FUSED/FUSION, or "fused"/"fusion" in the description), localizers (scouts), colour images,
-    fewer than 2 slices, and slices of different sizes, pixel spacings or orientations. The slice
-    positions are checked when the series is read (:func:`slice_spacing`).
+    fewer than 2 slices. Whether the slices form a regular stack is checked when the series is read
+    (:func:`check_stack`, :func:`slice_spacing`), so that error names the exact reason.
     """
     if series.modality != "CT":
         kind = {"PT": "PET"}.get(series.modality, series.modality or "unknown modality")
@@ -240,16 +240,25 @@ def ct_exclusion_reason(series: DicomSeries) -> str | None:
         return "colour image (not a CT volume)"
     if len(series.files) < 2:
         return f"{len(series.files)} slice(s), not a volume"
-    if len(series.orientations) > 1:
-        return (f"slices have {len(series.orientations)} different orientations (ImageOrientationPatient); "
-                f"the series mixes acquisitions: split it")
-    if len(series.shapes) > 1:
-        return f"slices differ in size (rows x columns: {', '.join(f'{r}x{c}' for r, c in sorted(series.shapes))})"
-    if len(series.pixel_spacings) > 1:
-        return "slices differ in pixel spacing"
-    if len(series.shapes) != 1 or series.orientation is None or any(p is None for p in series.positions):
-        return "slices lack position, orientation or size"
     return None
+
+
+def check_stack(series: DicomSeries) -> None:
+    """Raise InputError unless the slices share one orientation, size and pixel spacing and all
+    have a position (the slice positions themselves are checked by :func:`slice_spacing`)."""
+    if len(series.orientations) > 1:
+        raise InputError(f"{series.label()}: slices have {len(series.orientations)} different orientations "
+                         f"(ImageOrientationPatient); the series mixes acquisitions: split it")
+    if len(series.shapes) > 1:
+        sizes = ", ".join(f"{r}x{c}" for r, c in sorted(series.shapes))
+        raise InputError(f"{series.label()}: slices differ in size (rows x columns: {sizes}); the series "
+                         f"mixes acquisitions: split it")
+    if len(series.pixel_spacings) > 1:
+        raise InputError(f"{series.label()}: slices differ in pixel spacing; the series mixes "
+                         f"acquisitions: split it")
+    if len(series.shapes) != 1 or series.orientation is None or any(p is None for p in series.positions):
+        raise InputError(f"{series.label()}: slices lack ImagePositionPatient, ImageOrientationPatient "
+                         f"or Rows/Columns; it cannot be placed in space")
 
 
 def choose_ct_series(root: str | Path, series_uid: str | None = None) -> DicomSeries:
@@ -303,10 +312,11 @@ def slice_spacing(series: DicomSeries, tolerance: float = 0.05) -> float:
     """Uniform distance between consecutive slices (mm), after checking the stack is regular.
 
     Raises:
-        InputError: duplicate positions, gaps (spacings differ by more than ``tolerance``
-            relative), or slices shifted sideways (gantry tilt), which a volume reader would
-            silently distort.
+        InputError: mixed orientations, sizes or pixel spacings (:func:`check_stack`), duplicate
+            positions, gaps (spacings differ by more than ``tolerance`` relative), or slices
+            shifted sideways (gantry tilt), which a volume reader would silently distort.
     """
+    check_stack(series)
     normal = slice_normal(series.orientation)
     positions = np.asarray(series.positions, float)
     along = positions @ normal
