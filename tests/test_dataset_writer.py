@@ -248,7 +248,7 @@ def test_manifest_round_trip_keeps_relative_paths(records, tmp_path):
     assert read_manifest(manifest) == records
 
 
-def test_cli_reports_bad_input_in_one_line_with_exit_2(records, tmp_path, capsys):
+def test_cli_reports_bad_input_in_one_line_with_exit_3(records, tmp_path, capsys):
     cases = tmp_path / "cases"
     assert main(["dataset", "teacher", "--cases", str(cases), "-d", "520", "-n", "T",
                  "--raw", str(tmp_path / "raw")]) == 0

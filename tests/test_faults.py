@@ -316,3 +316,23 @@ def test_demo_killed_in_its_first_steps_resumes_to_the_same_cohort_and_datasets(
         f"{s}.done" for s in ("synth", "dataset_teacher"))
     _assert_no_leftovers(out)
     _assert_no_leftovers(raw)
+
+
+# ----------------------------------------------------------------------------- derived files
+
+def test_is_current_sees_an_input_edited_in_place_with_its_mtime_put_back(tmp_path):
+    from nnunet_ts.io.atomic import is_current, mark_current
+
+    source, derived = tmp_path / "case.pkl", tmp_path / "case_soft.npy"
+    source.write_bytes(b"properties v1")
+    derived.write_bytes(b"made from v1")
+    assert is_current(derived, source)  # no record: modification times
+    mark_current(derived, source)
+    assert is_current(derived, source)
+    stat = source.stat()
+    source.write_bytes(b"properties v2")  # same size, old mtime restored
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert not is_current(derived, source)
+    os.utime(source, ns=(stat.st_atime_ns, derived.stat().st_mtime_ns + 10**9))  # newer: stale by mtime too
+    assert not is_current(derived, source)
+    assert not is_current(tmp_path / "missing.npy", source)
