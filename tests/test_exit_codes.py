@@ -59,7 +59,9 @@ def test_usage_error_is_2_and_bad_data_is_3(tmp_path):
 def test_ctrl_c_is_130_with_one_line_and_the_rerun_finishes(tmp_path):
     cases = write_cases(tmp_path / "cases", n_strong=12, n_weak=0).parent
     args = ["dataset", "student", "--cases", str(cases), "-d", "970", "-n", "Int", "--raw", str(tmp_path / "raw")]
-    proc = subprocess.Popen(NNUNET_TS + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell's background job (or a test worker) may ignore SIGINT, and children inherit that
+    proc = subprocess.Popen(NNUNET_TS + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = tmp_path / "raw" / ".Dataset970_Int.partial" / ".done.jsonl"
     deadline = time.monotonic() + 60
     while proc.poll() is None and not (log.is_file() and log.read_text()) and time.monotonic() < deadline:
