@@ -145,7 +145,7 @@ STACK_FAULTS = [
     ("mixed orientation", _drop_orientation_of_first, False, r"2 different orientations"),
     ("different sizes", _second_size, False, r"differ in size \(rows x columns: 6x20, 12x10\)"),
     ("gantry tilt", _tilt, False, r"move 6\.25 mm sideways across the stack \(gantry tilt about 26\.6 degrees"),
-    ("duplicate position", _duplicate_position, False, r"2 slices share a position"),
+    ("duplicate position", _duplicate_position, False, r"1 slice\(s\) lie at the position of another"),
     ("missing slice", None, True, r"not uniform \(2\.50-5\.00 mm.*slices are missing"),
 ]
 

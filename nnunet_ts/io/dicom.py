@@ -325,9 +325,9 @@ def slice_spacing(series: DicomSeries, tolerance: float = 0.05) -> float:
     gaps = np.diff(along)
     if len(gaps) == 0 or gaps.min() <= _MM_TOL:
         n_dup = int(np.sum(gaps <= _MM_TOL))
-        raise InputError(f"{series.label()}: {n_dup + 1 if n_dup == 1 else n_dup} slices share a position "
-                         f"(e.g. {along[np.argmax(gaps <= _MM_TOL)]:.2f} mm along the slice normal); the "
-                         f"series holds duplicate or overlapping acquisitions; split or clean it")
+        raise InputError(f"{series.label()}: {n_dup} slice(s) lie at the position of another (e.g. "
+                         f"{along[np.argmax(gaps <= _MM_TOL)]:.2f} mm along the slice normal); the series "
+                         f"holds duplicate or overlapping acquisitions; split or clean it")
     # Sideways shift of each slice's corner from the first one's, across the slice normal.
     sideways = (positions - positions[0]) - np.outer(along - along[0], normal)
     shift = float(np.linalg.norm(sideways, axis=1).max())
