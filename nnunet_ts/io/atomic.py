@@ -42,7 +42,7 @@ def is_current(target: Path, *inputs: Path) -> bool:
     """``target`` exists, is not older than any of ``inputs``, and was made from their present contents.
 
     The contents are checked against the record :func:`mark_current` leaves beside ``target``
-    (``.<name>.inputs.json``: size and SHA-256 per input file name), so an input edited in place is
+    (``.inputs/<name>.json``: size and SHA-256 per input file name), so an input edited in place is
     caught even when its modification time was put back (``cp -p``, ``rsync -t``). Inputs the record
     does not hold, or a target without a record (made by an older version), are judged by
     modification times alone.
@@ -63,11 +63,15 @@ def is_current(target: Path, *inputs: Path) -> bool:
 
 def mark_current(target: Path, *inputs: Path) -> None:
     """Record the contents of ``inputs`` that ``target`` was just made from (see :func:`is_current`)."""
-    write_text_atomic(_record_path(Path(target)), json.dumps(_signatures(inputs)))
+    record = _record_path(Path(target))
+    record.parent.mkdir(exist_ok=True)
+    write_text_atomic(record, json.dumps(_signatures(inputs)))
 
 
 def _record_path(target: Path) -> Path:
-    return target.with_name(f".{target.name}.inputs.json")
+    # a hidden folder beside the target, not a file: nnU-Net infers a preprocessed folder's format
+    # from the endings of the files in it and refuses any ending it does not know
+    return target.parent / ".inputs" / f"{target.name}.json"
 
 
 def _signatures(inputs) -> dict[str, list]:
