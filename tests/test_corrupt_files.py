@@ -1,6 +1,7 @@
 """Truncated and corrupt image files: one InputError naming the file, in every format and through
 every command that reads images (SimpleITK alone reads a cut .nii/.nii.gz as zeros)."""
 import json
+import re
 import shutil
 
 import numpy as np
@@ -69,16 +70,19 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, compressed, damage, detail", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_damaged_file_raises_one_input_error_naming_it(tmp_path, name, compressed, damage, detail):
+def test_damaged_file_raises_one_input_error_naming_it(tmp_path, capsys, name, compressed, damage, detail):
     array, image = _image()
     path = tmp_path / name
     sitk.WriteImage(image, str(path), useCompression=compressed)
     np.testing.assert_array_equal(read_image(path)[0], array)  # the check passes whole files
     damage(path)
+    message = rf"CT {path} is truncated or corrupt \({detail}.*\); .*copy or export it again"
     for reader in (read_image, read_header):
-        with pytest.raises(InputError, match=rf"^CT {path} is truncated or corrupt \({detail}.*\); .*copy or "
-                                             r"export it again$"):
+        with pytest.raises(InputError, match=rf"^{message}$"):
             reader(path, "CT")
+    # the real command (predict reads every one of these formats, before loading a model)
+    code, err = _run(capsys, ["predict", str(path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)])
+    assert code == EXIT_BAD_INPUT and re.search(rf"^nnunet_ts predict: error: {message}$", err, re.MULTILINE)
 
 
 def test_simpleitk_alone_reads_a_cut_nifti_as_zeros(tmp_path):

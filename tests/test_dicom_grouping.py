@@ -96,7 +96,7 @@ def test_series_read_like_simpleitk(tmp_path, variant):
     assert_equals_simpleitk(read_ct(series), tmp_path / "ct", s.hu)
 
 
-def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(tmp_path):
+def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(tmp_path, capsys):
     rng = np.random.default_rng(1)
     first = spec(rng)
     write_series(tmp_path / "a", first, rng)
@@ -115,6 +115,13 @@ def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(
     with pytest.warns(InputWarning):
         chosen = choose_ct_series(tmp_path, wanted.series_uid)
     assert_equals_simpleitk(read_ct(chosen), tmp_path / "a", first.hu)
+    # the real command: asks for --series-uid, then reads the chosen one (and stops at the missing model)
+    argv = ["predict", str(tmp_path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path / "model")]
+    assert main(argv) == EXIT_BAD_INPUT
+    assert "holds 2 CT series: no-uid-" in capsys.readouterr().err
+    assert main(argv + ["--series-uid", wanted.series_uid]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "CT series" not in err and "has no plans.json" in err
 
 
 def _tilt(ds, _):
@@ -183,7 +190,7 @@ def test_no_dicom_message_counts_what_was_found(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and "no DICOM file found" in err and "Traceback" not in err
 
 
-def test_no_usable_series_message_lists_each_series_and_why(tmp_path):
+def test_no_usable_series_message_lists_each_series_and_why(tmp_path, capsys):
     rng = np.random.default_rng(3)
     write_series(tmp_path / "pet", spec(rng, modality="PT", sop_class="1.2.840.10008.5.1.4.1.1.128"), rng)
     single = spec(rng)
@@ -193,6 +200,9 @@ def test_no_usable_series_message_lists_each_series_and_why(tmp_path):
         choose_ct_series(tmp_path)
     assert "(PT, 6 file(s)): not CT (PET)" in str(error.value)
     assert "(CT, 1 file(s)): 1 slice(s), not a volume" in str(error.value)
+    # the real command (its own, shorter message)
+    assert main(["predict", str(tmp_path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)]) == EXIT_BAD_INPUT
+    assert "holds no CT series (found: CT, PT)" in capsys.readouterr().err
 
 
 def test_file_without_preamble_is_still_dicom(tmp_path):
