@@ -265,8 +265,13 @@ def finish_conversion(source: str, work, cohort: Path, raw: Path, kept: list[Con
 
 
 def _reason_kind(reason: str) -> str:
-    """The reason without file names, to count drops by kind."""
-    return reason.split(": ", 1)[-1].split(";")[0][:120] if ": " in reason else reason[:120]
+    """The reason without file names and series labels, to count drops by kind."""
+    import re
+
+    text = re.sub(r"[^\s()]*/[^\s()]*", "<file>", reason)
+    if text.startswith("patient ") and ": " in text:  # "<series label>: why"
+        text = text.split(": ", 1)[1]
+    return text.split("; ")[0][:120]
 
 
 def write_datasets(records: list[CaseRecord], raw: Path, cohort: Path, options: ConversionOptions,

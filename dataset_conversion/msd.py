@@ -43,17 +43,18 @@ def convert_case(item, folder: Path) -> list:
     """One MSD image (+ label) into the cohort folder."""
     import SimpleITK as sitk
 
-    from nnunet_ts.io.images import check_same_geometry, geometry_of, read_image
+    from nnunet_ts.io.images import check_finite, check_same_geometry, geometry_of, read_image, read_sitk
 
     image_path, label_path, stem = item
     if label_path is None:
         return [Dropped(str(image_path), "no label (imagesTs of the MSD task has none)")]
     if not label_path.is_file():
         raise InputError(f"{image_path}: label {label_path} is missing; restore it from the MSD download")
-    _, geometry = read_image(image_path, "CT")  # validates (3D, finite) with one clear message
+    ct = read_sitk(image_path, "CT")  # checked: whole file, 3D, one channel
+    geometry = geometry_of(ct)
+    check_finite(image_path, sitk.GetArrayViewFromImage(ct), "CT")
     mask, label_geometry = read_image(label_path, "label")
     check_same_geometry(geometry, image_path, label_geometry, label_path)
-    ct = sitk.ReadImage(str(image_path))
     if ct.GetPixelID() != sitk.sitkInt16:
         ct = sitk.Cast(sitk.Round(ct) if "float" in ct.GetPixelIDTypeAsString() else ct, sitk.sitkInt16)
     assert geometry_of(ct).mismatch(geometry) is None

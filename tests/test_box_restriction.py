@@ -80,7 +80,7 @@ def test_restrict_to_box_command(tmp_path, capsys):
     assert probabilities[1].sum() == pytest.approx(0.9 * labels[:, :10, :10].sum())
     assert sorted(p.name for p in out.iterdir()) == ["case_a.nii.gz", "case_a.npz"]
 
-    assert main(args) == 2
+    assert main(args) == 3
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite", "--margin-mm", "20"]) == 0
     assert read_image(out / "case_a.nii.gz")[0].sum() == labels.sum()
@@ -90,10 +90,10 @@ def test_restrict_to_box_errors_write_nothing(tmp_path, capsys):
     pred, images, _ = _prediction_folder(tmp_path)
     out = tmp_path / "out"
     base = ["restrict-to-box", "--pred", str(pred), "--out", str(out)]
-    assert main(base + ["--images", str(tmp_path / "nowhere")]) == 2
+    assert main(base + ["--images", str(tmp_path / "nowhere")]) == 3
     assert "segbox file" in capsys.readouterr().err
     shifted = Geometry(GEOMETRY.shape_zyx, GEOMETRY.spacing, (0.0, 0.0, 0.0), GEOMETRY.direction)
     write_image(images / "case_a_0001.nii.gz", np.zeros(GEOMETRY.shape_zyx, np.uint8), shifted)
-    assert main(base + ["--images", str(images)]) == 2
+    assert main(base + ["--images", str(images)]) == 3
     assert "does not share the voxel grid" in capsys.readouterr().err
     assert not out.exists()

@@ -178,11 +178,11 @@ def test_trainer_refuses_a_dataset_without_segbox_channel(teacher_root, monkeypa
 
 def test_plan_teacher_errors(teacher_root, monkeypatch, capsys):
     set_roots(monkeypatch, teacher_root)
-    assert main(["plan-teacher", "-d", str(TEACHER_ID)]) == 2
+    assert main(["plan-teacher", "-d", str(TEACHER_ID)]) == 3
     assert "exists; pass --overwrite" in capsys.readouterr().err
-    assert main(["plan-teacher", "-d", "977"]) == 2
+    assert main(["plan-teacher", "-d", "977"]) == 3
     assert "no Dataset977_*" in capsys.readouterr().err
-    assert main(["plan-teacher", "-d", str(TEACHER_ID), "--overwrite", "--spacing-from", "978"]) == 2
+    assert main(["plan-teacher", "-d", str(TEACHER_ID), "--overwrite", "--spacing-from", "978"]) == 3
     assert "no Dataset978_*" in capsys.readouterr().err
 
 

@@ -67,7 +67,7 @@ def test_convert_msd_writes_cohort_subsets_and_datasets(task06, tmp_path, monkey
     for fold in splits:  # both lungs of a scan stay on one side of every fold
         assert {c.rsplit("_", 1)[0] for c in fold["train"]}.isdisjoint({c.rsplit("_", 1)[0] for c in fold["val"]})
 
-    assert main(argv) == 2  # rerunning needs --overwrite ...
+    assert main(argv) == 3  # rerunning needs --overwrite ...
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite"]) == 0  # ... and then gives the same cohort
     assert json.loads((cohort / "conversion_report.json").read_text())["cases"] == report["cases"]

@@ -248,14 +248,14 @@ def test_manifest_round_trip_keeps_relative_paths(records, tmp_path):
     assert read_manifest(manifest) == records
 
 
-def test_cli_reports_bad_input_in_one_line_with_exit_2(records, tmp_path, capsys):
+def test_cli_reports_bad_input_in_one_line_with_exit_3(records, tmp_path, capsys):
     cases = tmp_path / "cases"
     assert main(["dataset", "teacher", "--cases", str(cases), "-d", "520", "-n", "T",
                  "--raw", str(tmp_path / "raw")]) == 0
     code = main(["dataset", "student", "--cases", str(cases), "-d", "520", "-n", "S",
                  "--raw", str(tmp_path / "raw")])
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert code == 2 and err.startswith("nnunet_ts dataset: error:") and "--overwrite" in err
+    assert code == 3 and err.startswith("nnunet_ts dataset: error:") and "--overwrite" in err
 
 
 def test_cli_rejects_out_of_range_dataset_id(tmp_path, capsys):

@@ -120,9 +120,9 @@ def test_plan_dual_command(plans_file, capsys):
         main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", "0"])
     assert "0 must be >= 1" in capsys.readouterr().err
 
-    assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed]) == 2
+    assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed]) == 3
     assert "--overwrite" in capsys.readouterr().err
-    assert main(["plan-dual", "-d", "902", "--preprocessed", preprocessed]) == 2
+    assert main(["plan-dual", "-d", "902", "--preprocessed", preprocessed]) == 3
     assert "no Dataset902_* in" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         main(["plan-dual", "-d", "901", "--box-loss-weight", "-1"])

@@ -112,7 +112,7 @@ def test_refuses_to_overwrite(folders, tmp_path, capsys):
     assert main(args) == 0
     before = (tmp_path / "res" / PER_CASE_NAME).read_text()
     capsys.readouterr()
-    assert main(args + ["--threshold", "0.8"]) == 2
+    assert main(args + ["--threshold", "0.8"]) == 3
     err = capsys.readouterr().err
     assert "already exist" in err and "--overwrite" in err
     assert (tmp_path / "res" / PER_CASE_NAME).read_text() == before
@@ -125,7 +125,7 @@ def test_geometry_mismatch_names_both_files(folders, capsys):
     shifted = Geometry(SHAPE, spacing=(1.0, 1.0, 3.0), origin=GEOMETRY.origin,
                        direction=GEOMETRY.direction)
     write_image(pred / "case_b.nii.gz", BOTH, shifted)
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 2
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 3
     err = capsys.readouterr().err
     assert str(pred / "case_b.nii.gz") in err and str(gt / "case_b.nii.gz") in err
     assert "spacing" in err
@@ -135,7 +135,7 @@ def test_geometry_mismatch_names_both_files(folders, capsys):
 def test_missing_prediction_is_an_error_unless_allowed(folders, tmp_path, capsys):
     pred, gt = folders
     write_image(gt / "case_c.nii.gz", BOTH, GEOMETRY)
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 2
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 3
     err = capsys.readouterr().err
     assert "case_c" in err and "--allow-missing" in err and "case_a" not in err
     out = tmp_path / "res"
@@ -150,7 +150,7 @@ def test_missing_prediction_is_an_error_unless_allowed(folders, tmp_path, capsys
 def test_prediction_without_ground_truth_is_an_error(folders, capsys):
     pred, gt = folders
     write_image(pred / "case_z.nii.gz", BOTH, GEOMETRY)
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--allow-missing"]) == 2
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt), "--allow-missing"]) == 3
     err = capsys.readouterr().err
     assert str(pred / "case_z.nii.gz") in err and "no ground truth" in err
 
@@ -158,7 +158,7 @@ def test_prediction_without_ground_truth_is_an_error(folders, capsys):
 def test_corrupt_file_is_an_error(folders, capsys):
     pred, gt = folders
     (pred / "case_a.nii.gz").write_bytes(b"this is not a NIfTI file" * 10)
-    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 2
+    assert main(["evaluate", "--pred", str(pred), "--gt", str(gt)]) == 3
     last_line = capsys.readouterr().err.strip().splitlines()[-1]  # above it: the progress bar
     assert last_line.startswith("nnunet_ts evaluate: error: prediction")
     assert str(pred / "case_a.nii.gz") in last_line and "cannot be read" in last_line

@@ -88,8 +88,8 @@ def test_predict_dicom_with_lung_crops_filter_and_smoothing(model, thorax, tmp_p
 
 
 def test_predict_rejects_bad_inputs_with_one_line(model, tmp_path, capsys):
-    assert main(["predict", str(tmp_path / "missing.nii.gz"), str(tmp_path / "o.nii.gz"), "-m", str(model)]) == 2
-    assert main(["predict", str(tmp_path), str(tmp_path / "o.nii.gz"), "-m", str(tmp_path)]) == 2
+    assert main(["predict", str(tmp_path / "missing.nii.gz"), str(tmp_path / "o.nii.gz"), "-m", str(model)]) == 3
+    assert main(["predict", str(tmp_path), str(tmp_path / "o.nii.gz"), "-m", str(tmp_path)]) == 3
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 2 and "does not exist" in errors[0]
 

@@ -214,7 +214,7 @@ def test_killed_run_resumes_to_identical_data(env, monkeypatch):
 def test_two_shards_and_merge_equal_one_run(env, capsys):
     assert main(_args(env, 924, "--num-parts", "2", "--part-id", "1")) == 0
     assert "rerun with --merge" in capsys.readouterr().out
-    assert main(_args(env, 924, "--num-parts", "2", "--merge")) == 2
+    assert main(_args(env, 924, "--num-parts", "2", "--merge")) == 3
     assert "have no pseudo label yet" in capsys.readouterr().err
     assert main(_args(env, 924, "--num-parts", "2", "--part-id", "0")) == 0
     assert not _dataset(env, 924).exists()
@@ -230,7 +230,7 @@ def _nothing_written(root: Path, did: int) -> bool:
 
 
 def test_bad_inputs_give_one_error_and_write_nothing(env, capsys, tmp_path):
-    assert main(_args(env, 931, folds=("0", "3"))) == 2
+    assert main(_args(env, 931, folds=("0", "3"))) == 3
     assert "fold_3" in capsys.readouterr().err and _nothing_written(env, 931)
 
     ct_only = tmp_path / "ct_only_teacher"
@@ -240,7 +240,7 @@ def test_bad_inputs_give_one_error_and_write_nothing(env, capsys, tmp_path):
     (ct_only / "dataset.json").write_text(json.dumps(dataset_json))
     args = _args(env, 932)
     args[args.index("--teacher") + 1] = str(ct_only)
-    assert main(args) == 2
+    assert main(args) == 3
     assert "reads 1 channel(s)" in capsys.readouterr().err and _nothing_written(env, 932)
 
     weak = tmp_path / "weak"
@@ -249,15 +249,15 @@ def test_bad_inputs_give_one_error_and_write_nothing(env, capsys, tmp_path):
     write_image(weak / "imagesTs" / "case_008_0001.nii.gz", np.zeros_like(box), geometry)
     args = _args(env, 933)
     args[args.index("--weak") + 1] = str(weak)
-    assert main(args) == 2
+    assert main(args) == 3
     err = capsys.readouterr().err
     assert "case_008 has an empty segbox" in err and "--allow-empty-boxes" in err
     assert _nothing_written(env, 933)
     (weak / "imagesTs" / "case_008_0001.nii.gz").unlink()
-    assert main(args) == 2
+    assert main(args) == 3
     assert "case_008 has no segbox channel" in capsys.readouterr().err and _nothing_written(env, 933)
 
-    assert main(_args(env, STUDENT_ID)) == 2
+    assert main(_args(env, STUDENT_ID)) == 3
     assert "already exists" in capsys.readouterr().err and _nothing_written(env, 934)
     with pytest.raises(InputError, match="mode"):
         from nnunet_ts.pseudolabel.run import PseudoLabelJob

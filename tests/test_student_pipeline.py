@@ -266,9 +266,9 @@ def test_without_sources_every_case_is_strong(student_env):
 
 
 def test_soft_targets_command_errors(student_env, capsys, tmp_path):
-    assert main(["soft-targets", "-d", "977"]) == 2
+    assert main(["soft-targets", "-d", "977"]) == 3
     assert "no Dataset977_*" in capsys.readouterr().err
-    assert main(["soft-targets", "-d", str(STUDENT_ID), "-c", "2d_nope"]) == 2
+    assert main(["soft-targets", "-d", str(STUDENT_ID), "-c", "2d_nope"]) == 3
     assert "has no configuration '2d_nope'" in capsys.readouterr().err
     # a stored soft target whose raw file is gone is trusted; a missing one is an error naming the file
     folder = _preprocessed(student_env) / "nnUNetPlans_3d_fullres"

@@ -386,7 +386,7 @@ def test_cli_writes_a_cohort_and_refuses_to_overwrite(tmp_path, capsys):
     assert main(argv) == 0
     assert len(read_manifest(out)) == 2
     capsys.readouterr()
-    assert main(argv) == 2
+    assert main(argv) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--overwrite" in err and str(out) in err
     assert main(argv + ["--overwrite"]) == 0

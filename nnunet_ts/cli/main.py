@@ -4,15 +4,21 @@ Each subcommand is a module in this package with ``register(subparsers, name, he
 parser and sets ``func`` (a callable taking the parsed args and returning an exit status).
 Subcommand modules import only light modules at top level (numpy, argparse); torch and nnU-Net are
 imported inside ``func`` so ``nnunet_ts --help`` stays fast.
+
+Exit statuses (``nnunet_ts.errors``): 0 done, 2 wrong command line (argparse), 3 bad input data
+(:class:`~nnunet_ts.errors.InputError`, one ``error:`` line), 130 interrupted, 1 unexpected failure
+(traceback). Every command's ``--help`` ends with that list, added here for all of them.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
+import warnings
 
 from nnunet_ts import __version__
-from nnunet_ts.errors import InputError
+from nnunet_ts.cli.formatting import HelpFormatter
+from nnunet_ts.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_STATUS_HELP, InputError, InputWarning
 
 # (name, module, one-line help). Order is the order shown in --help.
 SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
@@ -42,29 +48,51 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nnunet_ts",
-        description="Teacher-student lung-tumour segmentation from mixed supervision "
-                    "(few voxel masks, many boxes) on nnU-Net v2. Training and prediction use the "
-                    "stock nnUNetv2_* commands; run `eval \"$(nnunet_ts env)\"` first so they find "
-                    "our trainers.",
+        prog="nnunet_ts", formatter_class=HelpFormatter,
+        description="Teacher-student lung-tumour segmentation from mixed supervision (few voxel masks,\n"
+                    "many boxes) on nnU-Net v2. Training and prediction use the stock nnUNetv2_* commands;\n"
+                    "run `eval \"$(nnunet_ts env)\"` first so they find our trainers.",
     )
     parser.add_argument("--version", action="version", version=f"nnunet_ts {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module, help_text in SUBCOMMANDS:
         importlib.import_module(module).register(sub, name, help_text)
+    _add_exit_status_epilog(parser)
     return parser
+
+
+def _add_exit_status_epilog(parser: argparse.ArgumentParser) -> None:
+    """Append the exit statuses to the epilog of ``parser`` and of every (nested) subcommand."""
+    parser.epilog = f"{parser.epilog}\n\n{EXIT_STATUS_HELP}" if parser.epilog else EXIT_STATUS_HELP
+    for action in parser._actions:  # argparse keeps subcommand parsers only here
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                _add_exit_status_epilog(child)
+
+
+def _show_warning(command: str):
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):  # ours: one plain line, like the errors
+            print(f"nnunet_ts {command}: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return int(args.func(args) or 0)
-    except InputError as exc:
-        print(f"nnunet_ts {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"nnunet_ts {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning(args.command)
+        try:
+            return int(args.func(args) or 0)
+        except InputError as exc:
+            print(f"nnunet_ts {args.command}: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            print(f"nnunet_ts {args.command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
 
 
 def entry() -> None:

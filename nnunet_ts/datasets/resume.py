@@ -4,11 +4,14 @@ A command builds its output in a hidden sibling folder (``.<name>.partial``) and
 place only when complete, so the real output is never half-written. The work folder remembers the
 settings it was started with (a JSON *fingerprint*) and logs every finished item (one JSON line per
 item, flushed as it completes). Rerun with the same settings after an interruption or an error, the
-finished items are skipped; rerun with other settings, the work folder is started afresh. Names
+finished items are skipped unless their input files changed (:func:`file_signature` hashes their
+contents); rerun with other settings, the work folder is started afresh. Names
 starting with '.' are ignored by nnU-Net's dataset lookup.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -85,8 +88,22 @@ class WorkFolder:
 
 
 def file_signature(path: Path | None) -> list | None:
-    """Size and modification time of an input file: a changed input invalidates its finished item."""
+    """What an input file holds: (resolved path, size, SHA-256 of its bytes).
+
+    Keyed on content, not modification time: an input edited in place (even with its old mtime
+    restored, as ``cp -p`` or ``rsync -t`` do) invalidates its finished item, and a file merely
+    touched does not. The hash is cached per (path, size, mtime, ctime, inode) within a process.
+    """
     if path is None:
         return None
-    stat = Path(path).stat()
-    return [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns]
+    path = Path(path).resolve()
+    stat = path.stat()
+    return [str(path), stat.st_size, _sha256(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns,
+                                             stat.st_ino)]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
+    # ctime changes on every write and every utime(), so a cached hash is never stale
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()

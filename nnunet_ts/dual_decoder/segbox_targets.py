@@ -33,7 +33,7 @@ import numpy as np
 
 from nnunet_ts.boxes.segbox import SegboxMode, segbox_from_mask
 from nnunet_ts.errors import InputError
-from nnunet_ts.io.atomic import is_current, save_npy_atomic, write_text_atomic
+from nnunet_ts.io.atomic import is_current, mark_current, save_npy_atomic, write_text_atomic
 from nnunet_ts.teacher.segbox_channel import SEGBOX_THRESHOLD
 
 SEGBOX_SUFFIX = "_segbox.npy"
@@ -153,6 +153,8 @@ def ensure_segbox_targets(data_folder: str | Path, strong_ids: Sequence[str], ps
                 properties = pickle.load(f)
             segbox = preprocess_annotated_segbox(raw, properties, data.shape[1:], plans_manager)
         save_npy_atomic(segbox_target_file(data_folder, case_id), segbox)
+        mark_current(segbox_target_file(data_folder, case_id), data_folder / f"{case_id}.pkl",
+                     *([raw] if raw is not None else []))
     made_strong = [c for c, raw in todo if raw is None]
     if made_strong:
         _update_record(data_folder, {c: mode for c in made_strong})

@@ -1,4 +1,4 @@
-"""Files written whole or not at all, and the staleness test of derived files.
+"""Files written whole or not at all, and the staleness test of derived files (by input contents).
 
 A crash or a second process (two folds training at once) must never leave a truncated file that
 looks finished: each writer fills a temporary file beside the target and renames it over the target
@@ -6,6 +6,7 @@ looks finished: each writer fills a temporary file beside the target and renames
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -38,8 +39,42 @@ def save_npy_atomic(path: str | Path, array: np.ndarray) -> None:
 
 
 def is_current(target: Path, *inputs: Path) -> bool:
-    """``target`` exists and is not older than any of ``inputs`` (modification times)."""
+    """``target`` exists, is not older than any of ``inputs``, and was made from their present contents.
+
+    The contents are checked against the record :func:`mark_current` leaves beside ``target``
+    (``.inputs/<name>.json``: size and SHA-256 per input file name), so an input edited in place is
+    caught even when its modification time was put back (``cp -p``, ``rsync -t``). Inputs the record
+    does not hold, or a target without a record (made by an older version), are judged by
+    modification times alone.
+    """
+    target = Path(target)
     if not target.is_file():
         return False
     mtime = target.stat().st_mtime_ns
-    return all(p.stat().st_mtime_ns <= mtime for p in inputs)
+    if any(Path(p).stat().st_mtime_ns > mtime for p in inputs):
+        return False
+    try:
+        recorded = json.loads(_record_path(target).read_text())
+    except (OSError, json.JSONDecodeError):
+        return True
+    current = _signatures(inputs)
+    return all(recorded.get(name, sig) == sig for name, sig in current.items())
+
+
+def mark_current(target: Path, *inputs: Path) -> None:
+    """Record the contents of ``inputs`` that ``target`` was just made from (see :func:`is_current`)."""
+    record = _record_path(Path(target))
+    record.parent.mkdir(exist_ok=True)
+    write_text_atomic(record, json.dumps(_signatures(inputs)))
+
+
+def _record_path(target: Path) -> Path:
+    # a hidden folder beside the target, not a file: nnU-Net infers a preprocessed folder's format
+    # from the endings of the files in it and refuses any ending it does not know
+    return target.parent / ".inputs" / f"{target.name}.json"
+
+
+def _signatures(inputs) -> dict[str, list]:
+    from nnunet_ts.datasets.resume import file_signature
+
+    return {Path(p).name: file_signature(p)[1:] for p in inputs}

@@ -1,7 +1,9 @@
 """Image reading/writing with geometry, and the geometry checks every command relies on.
 
 Arrays are numpy in SimpleITK's order (z, y, x). :class:`Geometry` keeps SimpleITK's own order
-for spacing and origin (x, y, z), in mm, so it can be written back unchanged.
+for spacing and origin (x, y, z), in mm, so it can be written back unchanged. Every image a command
+reads goes through :func:`read_sitk` (or :func:`read_header`), which first checks that the file is
+whole (``io.image_files``).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ts.errors import InputError
+from nnunet_ts.io.image_files import image_information, verify_image_file
 
 
 @dataclass(frozen=True)
@@ -48,17 +51,22 @@ def geometry_of(image) -> Geometry:
                     origin=tuple(image.GetOrigin()), direction=tuple(image.GetDirection()))
 
 
-def read_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, Geometry]:
-    """Read a 3D image as (array (z, y, x), geometry).
+def read_sitk(path: str | Path, what: str = "image"):
+    """Read a 3D single-channel image as a SimpleITK image, after checking the file is whole.
+
+    The one checked reader: :func:`read_image` and every command go through it. SimpleITK reads a
+    truncated ``.nii``/``.nii.gz`` (and a damaged compressed ``.mha``) without error, filling the
+    missing voxels with zeros, so :func:`verify_image_file` checks the file first.
 
     Raises:
-        InputError: missing, unreadable/corrupt, not 3D, or containing NaN/inf.
+        InputError: missing, truncated, corrupt, unreadable, not 3D or not single-channel.
     """
     import SimpleITK as sitk
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} {path} does not exist")
+    verify_image_file(path, what)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -68,10 +76,44 @@ def read_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, Geome
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{what} {path} must be a 3D single-channel image, got dimension "
                          f"{image.GetDimension()} with {image.GetNumberOfComponentsPerPixel()} components")
+    return image
+
+
+def read_image(path: str | Path, what: str = "image") -> tuple[np.ndarray, Geometry]:
+    """Read a 3D image as (array (z, y, x), geometry), checked by :func:`read_sitk`.
+
+    Raises:
+        InputError: missing, truncated/corrupt, unreadable, not 3D, or containing NaN/inf.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    image = read_sitk(path, what)
     array = sitk.GetArrayFromImage(image)
-    if np.issubdtype(array.dtype, np.floating) and not _all_finite(path, array):
-        raise InputError(f"{what} {path} contains NaN or infinite values; fix or drop this case")
+    check_finite(path, array, what)
     return array, geometry_of(image)
+
+
+def check_finite(path: Path, array: np.ndarray, what: str = "image") -> None:
+    """Raise InputError when a float image read from ``path`` holds NaN or infinite values."""
+    if np.issubdtype(array.dtype, np.floating) and not _all_finite(Path(path), array):
+        raise InputError(f"{what} {path} contains NaN or infinite values; fix or drop this case")
+
+
+def read_header(path: str | Path, what: str = "image") -> Geometry:
+    """The geometry of an image from its header, after checking the file is whole.
+
+    Raises:
+        InputError: missing, truncated, corrupt or unreadable.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} does not exist")
+    verify_image_file(path, what)
+    info = image_information(path, what)
+    size = info.GetSize()
+    return Geometry((size[2], size[1], size[0]), tuple(info.GetSpacing()), tuple(info.GetOrigin()),
+                    tuple(info.GetDirection()))
 
 
 def _all_finite(path: Path, array: np.ndarray) -> bool:

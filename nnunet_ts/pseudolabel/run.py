@@ -2,8 +2,10 @@
 
 Work happens in ``nnUNet_raw/.DatasetXXX_Name.pseudolabel/`` (nnU-Net ignores names starting with
 '.'): ``settings.json`` (the teacher's checksums and every setting that changes a pseudo label) and
-``cases/<case>/`` (``soft_target.nii.gz`` and ``quality.json``), each case built in a temporary
-folder and renamed into place, so a case is either complete or absent. A rerun skips finished cases;
+``cases/<case>/`` (``soft_target.nii.gz``, ``quality.json`` and ``inputs.json``, the SHA-256 of the
+CT and segbox it was made from), each case built in a temporary folder and renamed into place, so a
+case is either complete or absent. A rerun skips finished cases whose CT and segbox are unchanged
+(an edited box is pseudo-labelled again);
 ``--num-parts N --part-id i`` runs take every N-th case and never write the same case, so shards can
 run at once on several machines sharing the folder. The merge (automatic with one part) writes the
 student dataset: strong cases copied in, pseudo cases with soft target, hard mask (>= 0.5) and the
@@ -33,6 +35,7 @@ from nnunet_ts.pseudolabel.teacher import TeacherSpec, check_teacher
 FILE_ENDING = ".nii.gz"
 SOFT_TARGET_FILE = "soft_target.nii.gz"
 QUALITY_FILE = "quality.json"
+INPUTS_FILE = "inputs.json"  # the CT and segbox contents a case's pseudo label was made from
 MODES = ("roi", "full")
 
 
@@ -106,7 +109,7 @@ def run_pseudolabel(job: PseudoLabelJob, *, num_parts: int = 1, part_id: int = 0
     settings = _settings(job)
     _open_work_folder(job, settings, restart=overwrite and part_id == 0 and num_parts == 1)
     mine = [c for i, c in enumerate(weak) if i % num_parts == part_id]
-    todo = [c for c in mine if not _finished(job, c.case_id)]
+    todo = [c for c in mine if not _finished(job, c)]
     done = len(mine) - len(todo)
     if progress is not None:
         progress(done, len(mine))
@@ -137,10 +140,11 @@ def merge(job: PseudoLabelJob, *, overwrite: bool = False) -> Path:
     if json.loads((job.work / "settings.json").read_text()) != _settings(job):
         raise InputError(f"{job.work} was made with other settings or another teacher; merge with the "
                          f"settings of the parts, or rerun them")
-    missing = [c.case_id for c in weak if not _finished(job, c.case_id)]
+    missing = [c.case_id for c in weak if not _finished(job, c)]
     if missing:
-        raise InputError(f"{len(missing)} of {len(weak)} weak cases have no pseudo label yet "
-                         f"(e.g. {missing[0]}); run the remaining --part-id values, then merge")
+        raise InputError(f"{len(missing)} of {len(weak)} weak cases have no pseudo label yet, or their CT "
+                         f"or segbox changed since (e.g. {missing[0]}); run the remaining --part-id "
+                         f"values (or all parts again), then merge")
     quality = {c.case_id: json.loads((job.work / "cases" / c.case_id / QUALITY_FILE).read_text())
                for c in weak}
     excluded = sorted(c for c, q in quality.items() if set(q["flags"]) & set(job.exclude_flags))
@@ -188,7 +192,7 @@ def check_inputs(job: PseudoLabelJob, *, overwrite: bool, teacher: bool = True) 
         raise InputError(f"case {both[0]} is in the strong set {job.strong_dataset} and in the weak "
                          f"set {job.weak_dataset}; a case is either strong or weak")
     for case in weak:
-        if _finished(job, case.case_id):
+        if _finished(job, case):
             continue
         segbox, geometry = read_image(case.segbox, "segbox")
         check_same_geometry(_header(case.ct), case.ct, geometry, case.segbox)
@@ -255,20 +259,10 @@ def _patients(dataset: Path) -> dict[str, str]:
 
 
 def _header(path: Path):
-    """The geometry of an image from its header only."""
-    import SimpleITK as sitk
+    """The geometry of an image from its header only (the file is checked whole)."""
+    from nnunet_ts.io.images import read_header
 
-    from nnunet_ts.io.images import Geometry
-
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError:
-        raise InputError(f"CT {path} cannot be read; the file is corrupt or not an image") from None
-    size = reader.GetSize()
-    return Geometry((size[2], size[1], size[0]), tuple(reader.GetSpacing()), tuple(reader.GetOrigin()),
-                    tuple(reader.GetDirection()))
+    return read_header(path, "CT")
 
 
 def _settings(job: PseudoLabelJob) -> dict:
@@ -297,13 +291,28 @@ def _open_work_folder(job: PseudoLabelJob, settings: dict, restart: bool) -> Non
     os.replace(tmp, path)
 
 
-def _finished(job: PseudoLabelJob, case_id: str) -> bool:
-    return (job.work / "cases" / case_id / QUALITY_FILE).is_file()
+def _case_inputs(case: WeakCase) -> dict:
+    """The contents (SHA-256) of a weak case's CT and segbox: the key of its finished pseudo label."""
+    from nnunet_ts.datasets.resume import file_signature
+
+    return {"ct": file_signature(case.ct)[1:], "segbox": file_signature(case.segbox)[1:]}
+
+
+def _finished(job: PseudoLabelJob, case: WeakCase) -> bool:
+    """Pseudo-labelled by an earlier run (or part) from the same CT and segbox contents."""
+    folder = job.work / "cases" / case.case_id
+    if not (folder / QUALITY_FILE).is_file():
+        return False
+    try:
+        return json.loads((folder / INPUTS_FILE).read_text()) == _case_inputs(case)
+    except (OSError, json.JSONDecodeError):
+        return False
 
 
 def _pseudo_label_case(job: PseudoLabelJob, teacher, case: WeakCase, tag: str) -> None:
     from nnunet_ts.io.images import read_image, write_image
 
+    inputs = _case_inputs(case)  # before reading: an edit during the run makes the case stale, not wrong
     ct, geometry = read_image(case.ct, "CT")
     segbox, _ = read_image(case.segbox, "segbox")
     if (segbox > 0.5).any():
@@ -316,7 +325,10 @@ def _pseudo_label_case(job: PseudoLabelJob, teacher, case: WeakCase, tag: str) -
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write_image(tmp / SOFT_TARGET_FILE, probability, geometry)
+    (tmp / INPUTS_FILE).write_text(json.dumps(inputs))
     (tmp / QUALITY_FILE).write_text(json.dumps(quality, indent=2))
+    if done.exists():  # made from other inputs (edited since); parts never share a case
+        shutil.rmtree(done)
     try:
         os.rename(tmp, done)
     except OSError:  # another part finished it first: same inputs, same result

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.io.atomic import is_current, save_npy_atomic
+from nnunet_ts.io.atomic import is_current, mark_current, save_npy_atomic
 
 SOFT_SUFFIX = "_soft.npy"
 QUANTIZATION_LEVELS = 255
@@ -149,6 +149,7 @@ def ensure_soft_targets(data_folder: str | Path, raw_soft_folder: str | Path, ca
         soft = preprocess_soft_target(raw, properties, _case_shape(data_folder, case_id), plans_manager)
         target = soft_target_file(data_folder, case_id)
         save_npy_atomic(target, quantize(soft))  # folds training at once may both write it
+        mark_current(target, pkl, raw)
         if progress is not None:
             progress(done)
     return [case_id for case_id, _, _ in todo]
