@@ -76,8 +76,8 @@ def test_predict_boxes_equals_stock_predict_then_restrict_to_box(box_teacher_mod
     box3d.write_text(json.dumps({"format": "nnunet_ts.box3d_mm", "version": 1, "coordinates": "LPS",
                                  "boxes": [{"min": [0, 0, 0], "max": [5, 5, 5]}]}))
     ct = str(images / f"{case}_0000.nii.gz")
-    assert main(["predict", ct, str(tmp_path / "x.nii.gz"), "-m", str(model.folder)]) == 2
-    assert main(["predict", ct, str(tmp_path / "x.nii.gz"), "-m", str(model.folder), "--boxes", str(box3d)]) == 2
+    assert main(["predict", ct, str(tmp_path / "x.nii.gz"), "-m", str(model.folder)]) == 3
+    assert main(["predict", ct, str(tmp_path / "x.nii.gz"), "-m", str(model.folder), "--boxes", str(box3d)]) == 3
     assert not (tmp_path / "x.nii.gz").exists()
 
 

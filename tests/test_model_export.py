@@ -42,7 +42,7 @@ def test_exported_model_installed_elsewhere_segments_a_dicom_folder(ct_model, tm
     results = tmp_path / "elsewhere" / "nnUNet_results"
     assert main(["model", "install", str(zip_path), "--results", str(results)]) == 0
     installed = results / model_dir
-    assert main(["model", "install", str(zip_path), "--results", str(results)]) == 2  # no silent replacement
+    assert main(["model", "install", str(zip_path), "--results", str(results)]) == 3  # no silent replacement
 
     root = tmp_path / "dicom"
     series = {"P001": _series(root, "P001", 11, rotation(8.0, -20.0)), "P002": _series(root, "P002", 12, np.eye(3))}

@@ -34,7 +34,7 @@ def _predict(scans, out, model, *extra):
 
 def test_folder_reports_the_bad_scan_resumes_and_guards_other_settings(ct_model, scans, tmp_path, capsys):
     out = tmp_path / "out"
-    assert _predict(scans, out, ct_model.folder) == 1  # a scan failed: exit status 1, the others written
+    assert _predict(scans, out, ct_model.folder) == 3  # a scan was bad input: exit status 3, the others written
     printed = capsys.readouterr().out
     assert "2 written, 0 skipped (finished earlier), 1 failed" in printed
     assert "failed broken:" in printed and "broken.nii.gz" in printed
@@ -46,7 +46,7 @@ def test_folder_reports_the_bad_scan_resumes_and_guards_other_settings(ct_model,
     assert _predict(scans, out, ct_model.folder) == 0
     assert "1 written, 1 skipped" in capsys.readouterr().out
 
-    assert _predict(scans, out, ct_model.folder, "--threshold", "0.3") == 2  # other settings, same outputs
+    assert _predict(scans, out, ct_model.folder, "--threshold", "0.3") == 3  # other settings, same outputs
     assert "pass --overwrite" in capsys.readouterr().err
     assert _predict(scans, out, ct_model.folder, "--threshold", "0.3", "--overwrite") == 0
     assert "2 written" in capsys.readouterr().out
@@ -54,16 +54,16 @@ def test_folder_reports_the_bad_scan_resumes_and_guards_other_settings(ct_model,
 
 def test_requests_that_cannot_work_fail_before_anything_runs(ct_model, scans, tmp_path, capsys):
     out = tmp_path / "out"
-    assert _predict(scans, out, ct_model.folder, "--output-type", "dicom-seg") == 2
+    assert _predict(scans, out, ct_model.folder, "--output-type", "dicom-seg") == 3
     assert "needs DICOM input" in capsys.readouterr().err
-    assert _predict(scans, tmp_path / "one.nii.gz", ct_model.folder) == 2
+    assert _predict(scans, tmp_path / "one.nii.gz", ct_model.folder) == 3
     assert "OUTPUT must then be a folder" in capsys.readouterr().err
-    assert _predict(scans / "scan_1.nii.gz", out, ct_model.folder, "--boxes", str(scans)) == 2
+    assert _predict(scans / "scan_1.nii.gz", out, ct_model.folder, "--boxes", str(scans)) == 3
     assert "reads the CT only" in capsys.readouterr().err
-    assert _predict(scans / "scan_1.nii.gz", out, ct_model.folder, "--threshold", "-1", "--preview") == 2
+    assert _predict(scans / "scan_1.nii.gz", out, ct_model.folder, "--threshold", "-1", "--preview") == 3
     assert not out.exists()
     capsys.readouterr()
-    assert _predict(scans / "broken.nii.gz", out, ct_model.folder) == 2  # one scan: its error is the command's
+    assert _predict(scans / "broken.nii.gz", out, ct_model.folder) == 3  # one scan: its error is the command's
     errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert len(errors) == 1 and "broken.nii.gz" in errors[0]
 

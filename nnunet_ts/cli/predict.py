@@ -23,8 +23,8 @@ OUTPUT: NAME.nii.gz for one scan (other outputs beside it: NAME_seg.dcm ...) or 
   OUT/<case>_preview.png     key slices with the mask outlined (--preview)
 <case> is an image file's name without its ending, or a DICOM series' folder path below INPUT.
 A rerun skips scans whose outputs are complete and newer than their inputs (same settings); one
-scan that fails is reported and the others go on. Exit status: 0 all written, 1 a scan of several
-failed, 2 bad input (for one scan: its failure).
+scan that fails is reported and the others go on; the exit status then says it (3 when every
+failure was bad input, 1 otherwise).
 
 Box prompts (--boxes, box-guided teacher): a 'nnunet_ts.boxes' JSON of per-slice rectangles, a
 PASCAL-VOC XML file or folder (Lung-PET-CT-Dx: <SOPInstanceUID>.xml, DICOM input), or 3D boxes in
@@ -66,7 +66,7 @@ def _note(message: str) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from nnunet_ts.errors import InputError
+    from nnunet_ts.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, InputError
     from nnunet_ts.inference.batch import CaseJob, OutputRequest, check_request, run_jobs
     from nnunet_ts.inference.box_prompt import box_file_form, check_form, prompt_segbox, read_box_prompt
     from nnunet_ts.inference.cases import find_cases
@@ -139,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
     summary.ignored = discovery.ignored
     if len(cases) > 1 or summary.skipped or summary.failed or summary.ignored:
         print("\n".join(summary.lines()))
-    return 1 if summary.failed else 0
+    if not summary.failed:
+        return EXIT_OK
+    return EXIT_FAILURE if summary.unexpected else EXIT_BAD_INPUT
 
 
 def _case_boxes(boxes: Path | None, case_id: str, n_cases: int) -> Path | None:

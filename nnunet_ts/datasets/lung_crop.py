@@ -172,14 +172,14 @@ def crop_records(records, out_dir: str | Path, weights: str | Path | None = None
     from tqdm import tqdm
 
     from nnunet_ts.io.boxes_file import load_rectangles, save_rectangles
-    from nnunet_ts.io.images import read_image, write_image
+    from nnunet_ts.io.images import read_image, read_sitk, write_image
     from nnunet_ts.io.manifest import CaseRecord
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cropped, summary = [], {}
     for record in tqdm(records, desc="lung crops", unit="case", disable=not progress, leave=False):
-        image = sitk.ReadImage(str(record.ct))
+        image = read_sitk(record.ct, "CT")
         plan = plan_for_image(image, weights, margin_mm)  # a fallback is announced once per process
         plan.save(out_dir / f"{record.case_id}_crop.json")
         summary[record.case_id] = {"method": plan.method, "warning": plan.warning,

@@ -40,6 +40,7 @@ class Summary:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    unexpected: bool = False  # a failure other than bad input (a library error, a bug)
     ignored: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -120,7 +121,8 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
                 echo(line)
         except (InputError, ValueError, RuntimeError, OSError) as exc:
             if isinstance(exc, InputError) and len(jobs) == 1:
-                raise  # one scan: its bad input is the command's error (exit status 2)
+                raise  # one scan: its bad input is the command's error (exit status 3)
+            summary.unexpected |= not isinstance(exc, (InputError, OSError))
             summary.failed[job.case.case_id] = str(exc).strip().splitlines()[-1] if str(exc).strip() else \
                 type(exc).__name__
             print(f"{job.case.case_id}: error: {summary.failed[job.case.case_id]}", file=sys.stderr)

@@ -61,15 +61,12 @@ class Case:
 
     def read(self):
         """The CT as a SimpleITK image in HU."""
-        import SimpleITK as sitk
-
         from nnunet_ts.io.dicom import read_ct
-        from nnunet_ts.io.images import read_image
+        from nnunet_ts.io.images import read_sitk
 
         if self.is_dicom:
             return read_ct(self.series)
-        read_image(self.path, "CT")  # existence, 3D, finite values: one clear message
-        return sitk.ReadImage(str(self.path))
+        return read_sitk(self.path, "CT", finite=True)  # missing, truncated, not 3D, NaN: one clear message
 
 
 @dataclass

@@ -96,31 +96,15 @@ def read_ct_input(path: str | Path, series_uid: str | None = None):
     Raises:
         InputError: missing path, unreadable file, or a DICOM folder with no / several CT series.
     """
-    import SimpleITK as sitk
-
-    from nnunet_ts.io.dicom import ct_exclusion_reason, discover_series, read_ct
-    from nnunet_ts.io.images import read_image
+    from nnunet_ts.io.dicom import choose_ct_series, read_ct
+    from nnunet_ts.io.images import read_sitk
 
     path = Path(path)
     if path.is_dir():
-        series = discover_series(path)
-        cts = [s for s in series if ct_exclusion_reason(s) is None]
-        if series_uid is not None:
-            cts = [s for s in cts if s.series_uid == series_uid]
-        if not cts:
-            found = ", ".join(sorted({s.modality for s in series}))
-            chosen = f" with series UID {series_uid}" if series_uid else ""
-            raise InputError(f"DICOM folder {path} holds no CT series{chosen} (found: {found}); point to "
-                             f"the CT's folder or fix --series-uid")
-        if len(cts) > 1:
-            listing = "; ".join(f"{s.series_uid} ({len(s.files)} slices, '{s.description}')" for s in cts)
-            raise InputError(f"DICOM folder {path} holds {len(cts)} CT series: {listing}; pass --series-uid "
-                             f"to choose one")
-        return read_ct(cts[0])
+        return read_ct(choose_ct_series(path, series_uid))
     if not path.name.lower().endswith(NIFTI_ENDINGS):
         raise InputError(f"input {path} is neither a DICOM folder nor an image file ({', '.join(NIFTI_ENDINGS)})")
-    read_image(path, "CT")  # checks existence, 3D, finite values with one clear message
-    return sitk.ReadImage(str(path))
+    return read_sitk(path, "CT", finite=True)  # missing, truncated, not 3D, NaN: one clear message
 
 
 def load_predictor(model_folder: str | Path, options: PredictOptions, teacher: bool = False):

@@ -51,15 +51,16 @@ def geometry_of(image) -> Geometry:
                     origin=tuple(image.GetOrigin()), direction=tuple(image.GetDirection()))
 
 
-def read_sitk(path: str | Path, what: str = "image"):
-    """Read a 3D single-channel image as a SimpleITK image, after checking the file is whole.
+def read_sitk(path: str | Path, what: str = "image", finite: bool = False):
+    """Read a 3D single-channel image as a SimpleITK image, after checking the file is whole
+    (and, with ``finite``, that it holds no NaN or infinite value).
 
     The one checked reader: :func:`read_image` and every command go through it. SimpleITK reads a
     truncated ``.nii``/``.nii.gz`` (and a damaged compressed ``.mha``) without error, filling the
     missing voxels with zeros, so :func:`verify_image_file` checks the file first.
 
     Raises:
-        InputError: missing, truncated, corrupt, unreadable, not 3D or not single-channel.
+        InputError: missing, truncated, corrupt, unreadable, not 3D, not single-channel (or not finite).
     """
     import SimpleITK as sitk
 
@@ -76,6 +77,8 @@ def read_sitk(path: str | Path, what: str = "image"):
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{what} {path} must be a 3D single-channel image, got dimension "
                          f"{image.GetDimension()} with {image.GetNumberOfComponentsPerPixel()} components")
+    if finite:
+        check_finite(path, sitk.GetArrayViewFromImage(image), what)
     return image
 
 
