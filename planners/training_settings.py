@@ -48,6 +48,9 @@ class TrainingSettings:
         box_perturbation: probability that a training sample's boxes are perturbed as a reader would
             draw them (box teacher; default 0.5; 0 = exact boxes).
         strong_fraction: share of strong cases per draw for the students (default: the plain union).
+        seed: training seed (torch, numpy, random; ``nnunet_ts.nnunet.seeding``), set before the network is
+            built, so a training on a CPU with ``nnUNet_n_proc_DA=0`` repeats exactly (None: nnU-Net's
+            unseeded training).
     """
 
     budget: tuple[int, int, int] | None = None
@@ -57,6 +60,7 @@ class TrainingSettings:
     foreground_sampling: float | None = None
     box_perturbation: float | None = None
     strong_fraction: float | None = None
+    seed: int | None = None
 
     def check(self, where: str) -> TrainingSettings:
         """Returns self; raises InputError naming ``where`` and the fix on a bad value."""
@@ -76,6 +80,9 @@ class TrainingSettings:
             value = getattr(self, name)
             if value is not None and not _number_in(value, 0, 1):
                 raise InputError(f"{where}: {name} must be a fraction from 0 to 1, got {value!r}; {fix}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed < 2 ** 32):
+            raise InputError(f"{where}: seed must be an integer from 0 to 2^32 - 1, got {self.seed!r}; {fix}")
         return self
 
     def over(self, defaults: TrainingSettings) -> TrainingSettings:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_ts.cli.validators import positive_int
+from nnunet_ts.cli.validators import integer, positive_int
 
 
 def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mirroring_default: bool,
@@ -29,6 +29,8 @@ def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mi
                    help="students: share of strong cases per draw (default: the plain union)")
     g.add_argument("--final-validation", choices=FINAL_VALIDATION, default=final_validation_default,
                    help="nnU-Net's validation after training")
+    g.add_argument("--seed", type=integer(0), default=None,
+                   help="training seed: a CPU training repeats exactly (default: unseeded, as nnU-Net)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -41,5 +43,6 @@ def settings_from_args(args: argparse.Namespace):
     budget = None if args.epochs is None else (args.epochs, args.iterations, args.val_iterations)
     settings = TrainingSettings(budget=budget, mirroring=args.mirroring, final_validation=args.final_validation,
                                 dice_smooth=args.dice_smooth, foreground_sampling=args.foreground_sampling,
-                                box_perturbation=args.box_perturbation, strong_fraction=args.strong_fraction)
+                                box_perturbation=args.box_perturbation, strong_fraction=args.strong_fraction,
+                                seed=args.seed)
     return settings.check("the command line") if settings != TrainingSettings() else None

@@ -7,6 +7,7 @@ import torch
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.nnunet.seeding import seed_training
 from nnunet_ts.planners.training_settings import TrainingSettings, training_settings
 
 
@@ -45,6 +46,9 @@ class SettingsFromPlansMixin:
             self.oversample_foreground_percent = self.settings.foreground_sampling
             self.probabilistic_oversampling = True
         self.print_to_log_file(f"nnunet_ts settings of {where}: {self.settings}")
+        # --- training seed (nnunet_ts.nnunet.seeding): before initialize() builds the network
+        if self.settings.seed is not None:
+            seed_training(self.settings.seed)
 
     def _set_batch_size_and_oversample(self):
         super()._set_batch_size_and_oversample()
