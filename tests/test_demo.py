@@ -185,35 +185,66 @@ def test_demo_help(capsys):
 
 @requires_nnunet
 def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
-    from nnunet_ts.demo.pipeline import MODELS, Demo, run_demo, summary_lines
+    from nnunet_ts.demo.pipeline import Demo, load_plans, run_demo, summary_lines
+    from nnunet_ts.io.images import read_image
+    from nnunet_ts.planners.plans_file import resolved_configuration
 
     for variable in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_def_n_proc"):
         monkeypatch.delenv(variable, raising=False)
-    config = DemoConfig("scarce", "cpu", Cohort(n_strong=3, n_weak=3, n_test=2), synth_shape=(32, 64, 64),
-                        tiny_patch=(32, 64, 64), teacher_budget=Budget(1, 2, 1),
+    config = DemoConfig("scarce", "cpu", Cohort(n_strong=3, n_weak=3, n_test=2, n_validation=1),
+                        synth_shape=(32, 64, 64), tiny_patch=(32, 64, 64), teacher_budget=Budget(1, 2, 1),
                         student_budget=Budget(1, 2, 1), panels=2, num_processes=1)
     lines = []
     demo = Demo(config, tmp_path / "demo", echo=lines.append)
     seconds = run_demo(demo)
     commands = [line[2:] for line in lines if line.startswith("$ ")]
+    trainings = demo.runs()
     # every step is a stock command a user can type
-    assert sum(c.startswith("nnUNetv2_train") for c in commands) == len(MODELS)
+    assert sum(c.startswith("nnUNetv2_train") for c in commands) == len(trainings) == len(MODELS)
     assert sum(c.startswith("nnUNetv2_predict") for c in commands) == len(MODELS)
     assert any(c.startswith("nnunet_ts pseudolabel") for c in commands)
-    for model in MODELS:  # found by nnU-Net's lookup, trained on fold all without its final validation
-        log = (demo.out / "logs" / f"train_{model.key}.log").read_text()
-        assert model.trainer in log and "final validation skipped" in log
+    for run in trainings:  # found by nnU-Net's lookup, seeded, trained on fold all without its final validation
+        log = (demo.out / "logs" / f"train_{run.name}.log").read_text()
+        assert run.model.trainer in log and "final validation skipped" in log and "seed=0" in log
+
+    # one plan: the students' dataset (704) holds the baseline's plans (702), moved by nnU-Net's own command
+    assert any("nnUNetv2_move_plans_between_datasets -s 702 -t 704" in c for c in commands)
+    baseline_plans, student_plans = load_plans(demo, 702), load_plans(demo, 704)
+    assert baseline_plans["dataset_name"] != student_plans["dataset_name"]
+    trained = ["3d_fullres", "3d_tiny", "demo_student_seed0"]
+    assert plan_differences(baseline_plans, student_plans, trained) == []
+    settings = resolved_configuration(student_plans, "demo_student_seed0")["nnunet_ts"]
+    assert settings == resolved_configuration(baseline_plans, "demo_student_seed0")["nnunet_ts"]
+    assert settings["seed"] == 0 and settings["budget"] == [1, 2, 1] and settings["dice_smooth"] == 0
+    # the teachers: one plan but for the segbox channel
+    assert plan_differences(load_plans(demo, 701), baseline_plans, ["demo_teacher_seed0"], channels=1) == []
+    assert json.loads((demo.out / "plans_check.json").read_text()) == {"students": [], "teachers": []}
+
+    # lung crops: trained and predicted on crops, pasted back and scored on the whole CT
+    sets = json.loads((demo.out / "sets.json").read_text())
+    assert (len(sets["validation"]), len(sets["test"])) == (1, 2)
+    crops = (demo.crops / "cases.csv").read_text()
+    assert "_right," in crops and "_left," in crops
+    for case in sets["validation"] + sets["test"]:
+        whole = read_image(demo.held_out_masks() / f"{case}.nii.gz")[0]
+        assert read_image(demo.predictions(trainings[-1]) / f"{case}.nii.gz")[0].shape == whole.shape == (32, 64, 64)
+
     report = (demo.report_dir / "report.md").read_text()
+    for heading in ("## How the comparison is set up", "## Test set (final tables)", "## Validation set",
+                    "minus baseline (strong only)", "95 % CI"):
+        assert heading in report, heading
     for model in MODELS:
         assert f"| {model.label} | none |" in report and f"| {model.label} | LCC |" in report
-        summary = json.loads((demo.evaluation(model, "largest_component") / "evaluation_summary.json").read_text())
-        assert summary["n_cases"] == 2 and summary["settings"]["largest_component"] is True
+    for run in trainings:
+        summary = json.loads((demo.evaluation(run, "largest_component") / "evaluation_summary.json").read_text())
+        assert summary["n_cases"] == 3 and summary["settings"]["largest_component"] is True
     assert (demo.report_dir / "bar_chart.png").stat().st_size > 1000
-    # synthetic weak cases have true masks: the pseudo-labels are scored against them
+    # synthetic weak cases have true masks: the pseudo-labels are scored against them (on the weak crops)
     pseudo = json.loads((demo.out / "evaluation" / "pseudo_labels" / "evaluation_summary.json").read_text())
-    assert pseudo["n_cases"] == 3 and "### Pseudo-labels" in report
+    assert pseudo["n_cases"] >= 3 and "### Pseudo-labels" in report
     results = json.loads((demo.report_dir / "results.json").read_text())
-    assert results["cohort"] == {"strong": 3, "weak": 3, "test": 2}
+    assert results["cohort"] == {"strong": 3, "weak": 3, "test": 3} and results["sets"] == {"validation": 1, "test": 2}
+    assert len(results["results"]["test"]["comparisons"]) == 2  # SO and DO vs baseline; teachers when they find one
     assert any("report.md" in line for line in summary_lines(demo, seconds))
 
     # a rerun resumes: nothing left to do
@@ -227,7 +258,7 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     assert not any(line.startswith("$ ") for line in lines) and (demo.report_dir / "report.md").is_file()
     assert any("again: " in line and "report.md is missing" in line for line in lines)
     # a step that runs again refreshes the results after it
-    (demo.out / ".steps" / f"evaluate_{MODELS[-1].key}_largest_component.done").unlink()
+    (demo.out / ".steps" / f"evaluate_{trainings[-1].name}_largest_component.done").unlink()
     report_time = (demo.report_dir / "report.md").stat().st_mtime_ns
     lines.clear()
     run_demo(Demo(config, tmp_path / "demo", echo=lines.append))

@@ -189,12 +189,15 @@ class Demo:
             f"nnunet_ts pseudolabel --teacher {teacher_dir} --folds all --weak {WEAK_ID} --strong {STUDENT_ID} "
             f"-d {PSEUDO_ID} -n {PSEUDO_NAME} --device {self.device} --allow-empty-boxes")
         pseudo = f"Dataset{PSEUDO_ID:03d}_{PSEUDO_NAME}"
+        # nnU-Net's recipe for training on another dataset's plans (its pretraining documentation): the
+        # target's own fingerprint (kept for the record; the plans do not use it), the plans moved over,
+        # preprocessing with them; dataset.json is copied by nnU-Net's planner only, so here by hand
         cmd("plan_pseudo", "the students' dataset takes the baseline's plans (nnU-Net's plans transfer), then "
                            "is preprocessed with them",
-            f'mkdir -p "$nnUNet_preprocessed/{pseudo}" && cp "$nnUNet_raw/{pseudo}/dataset.json" '
-            f'"$nnUNet_preprocessed/{pseudo}/" && nnUNetv2_move_plans_between_datasets -s {STUDENT_ID} '
-            f"-t {PSEUDO_ID} -sp nnUNetPlans -tp nnUNetPlans && nnUNetv2_preprocess -d {PSEUDO_ID} "
-            f"-plans_name nnUNetPlans -c 3d_fullres -np {np_}")
+            f"nnUNetv2_extract_fingerprint -d {PSEUDO_ID} -np {np_} && "
+            f'cp "$nnUNet_raw/{pseudo}/dataset.json" "$nnUNet_preprocessed/{pseudo}/" && '
+            f"nnUNetv2_move_plans_between_datasets -s {STUDENT_ID} -t {PSEUDO_ID} -sp nnUNetPlans -tp nnUNetPlans "
+            f"&& nnUNetv2_preprocess -d {PSEUDO_ID} -plans_name nnUNetPlans -c 3d_fullres -np {np_}")
         pairs = self.out / "evaluation" / "pseudo_labels_input"
         evaluate_pseudo = (f"nnunet_ts evaluate --pred {quoted(pairs / 'pred')} --gt {quoted(pairs / 'gt')} "
                            f"--out {quoted(self.out / 'evaluation' / 'pseudo_labels')} --overwrite")
