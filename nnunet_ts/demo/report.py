@@ -123,10 +123,12 @@ def comparison_lines(found: list[dict], table: dict, scenario: str) -> list[str]
         elif blind:
             caveat = f" The {blind[0]} finds no tumour here (DSC-TP undefined)."
         paper = PAPER_GAINS.get((c["network"], c["reference"]), {}).get(scenario)
-        verdict = ("the CI excludes 0" if c["low"] > 0 or c["high"] < 0 else "the CI includes 0: no difference shown")
+        # judged on the printed interval: [+0.0, +0.0] is no difference, however small its bounds' sign
+        low, high = round(c["low"], 1), round(c["high"], 1)
+        verdict = "the CI excludes 0" if low > 0 or high < 0 else "the CI includes 0: no difference shown"
         lines.append(f"- {a.label} ({c['network_dsc']:.1f}) minus {b.label} ({c['reference_dsc']:.1f}): "
                      f"**{c['mean']:+.1f} DSC points**, 95 % CI [{c['low']:+.1f}, {c['high']:+.1f}] over "
-                     f"{c['n_cases']} tumour-bearing cases; {verdict}."
+                     f"{c['n_cases']} tumour-bearing case{'s' if c['n_cases'] != 1 else ''}; {verdict}."
                      + (f" Paper: {paper}." if paper else "") + caveat)
     return lines
 
@@ -153,7 +155,7 @@ def setup_lines(demo, counts: dict, results: dict) -> list[str]:
     for name, what in (("test", "final tables only"), ("validation", "for design choices")):
         if name in results:
             t = results[name]["table"]
-            lines.append(f"- **{name.capitalize()} set** ({what}): {t['cases']} cases, {t['tumour_bearing']} with "
+            lines.append(f"- **{name.capitalize()} set** ({what}): {t['cases']} case(s), {t['tumour_bearing']} with "
                          f"tumour, {t['tumour_free']} tumour-free (split by patient, `sets.json`).")
     cropped = ("one crop per lung (how the lungs were found: `cases_lung_crops/lung_crops.json`), predictions "
                "pasted back and scored on the whole CT")
@@ -232,7 +234,7 @@ def write_report(demo, out: Path) -> Path:
     if "validation" in results:
         v = results["validation"]
         lines += ["## Validation set (for design choices; not the final result)", "",
-                  f"{v['table']['cases']} cases, {v['table']['tumour_bearing']} with tumour. Choose settings "
+                  f"{v['table']['cases']} case(s), {v['table']['tumour_bearing']} with tumour. Choose settings "
                   f"(budgets, Dice smooth, box decoder, post-processing) here, never on the test set.", "",
                   *table_lines(v["table"], "teacher", c.scenario, paper=False), "",
                   *table_lines(v["table"], "student", c.scenario, paper=False), "",
