@@ -244,7 +244,8 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     assert pseudo["n_cases"] >= 3 and "### Pseudo-labels" in report
     results = json.loads((demo.report_dir / "results.json").read_text())
     assert results["cohort"] == {"strong": 3, "weak": 3, "test": 3} and results["sets"] == {"validation": 1, "test": 2}
-    assert len(results["results"]["test"]["comparisons"]) == 2  # SO and DO vs baseline; teachers when they find one
+    assert [(c["network"], c["reference"]) for c in results["results"]["test"]["comparisons"]] == [
+        ("so_student", "baseline"), ("do_student", "baseline"), ("box_teacher", "ct_only_teacher")]
     assert any("report.md" in line for line in summary_lines(demo, seconds))
 
     # a rerun resumes: nothing left to do
