@@ -48,6 +48,25 @@ def test_runs_train_the_compared_networks_once_per_seed_and_the_teachers_once():
     assert len({r.name for r in trainings}) == len(trainings)
 
 
+def test_steps_with_seeds_and_crops(tmp_path):
+    from nnunet_ts.demo.pipeline import Demo
+
+    config = replace(preset("scarce", "cpu"), train_seeds=2)
+    names = [step.name for step in Demo(config, tmp_path).steps()]
+    assert names[:3] == ["synth", "sets", "lung_crops"]
+    for seed in (0, 1):  # each compared network: a configuration, a training, a prediction per seed
+        for key in ("baseline", "so_student", "do_student"):
+            assert {f"train_{key}_seed{seed}", f"predict_{key}_seed{seed}", f"paste_{key}_seed{seed}"} <= set(names)
+        assert {f"budget_702_demo_student_seed{seed}", f"budget_704_demo_student_seed{seed}"} <= set(names)
+    assert "train_box_teacher_seed1" not in names and "budget_702_demo_teacher_seed0" in names
+    # the plans are checked after the last configuration and before the first compared training
+    assert names.index("budget_704_demo_student_seed1") < names.index("check_plans") < names.index(
+        "train_so_student_seed0")
+    assert sum(n.startswith("train_") for n in names) == 2 + 3 * 2
+    whole = [step.name for step in Demo(replace(config, lung_crops=False), tmp_path).steps()]
+    assert "lung_crops" not in whole and not any(n.startswith("paste_") for n in whole)
+
+
 def test_held_out_patients_split_into_validation_and_test():
     records = [CaseRecord(case, patient, subset, Path(f"{case}.nii.gz")) for case, patient, subset in [
         ("a1", "pa", "test"), ("a2", "pa", "test"), ("b", "pb", "test"), ("c", "pc", "test"), ("d", "pd", "test"),
@@ -179,7 +198,7 @@ def test_demo_help(capsys):
     text = capsys.readouterr().out
     # what it runs, its choices and defaults, how to resume and where the report goes
     for expected in ("scarce", "vast", "--scale", "cpu", "gpu", "--epochs", "--out", "--overwrite", "--cases",
-                     "report"):
+                     "report", "--train-seeds", "--n-validation", "--no-lung-crops", "validation"):
         assert expected in text, expected
 
 
