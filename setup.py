@@ -31,7 +31,8 @@ setup(
         "tqdm>=4.60",
         "pydicom>=3.0",
         "scikit-image>=0.21",
-        "matplotlib>=3.6",  # the demo report's bar chart and image panels
+        "matplotlib>=3.6",  # the demo report's bar chart and image panels, prediction previews
+        "highdicom>=0.28,<0.29",  # DICOM SEG output; the range our tests run against (with pydicom 3)
     ],
     # lungmask (R231 lung masks for lung cropping) reuses nnU-Net's torch; without it, or without
     # its weights, lung cropping falls back to a classical lung mask and says so.

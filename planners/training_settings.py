@@ -27,6 +27,7 @@ from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration
 
 LEGACY_BUDGET_KEY = "nnunet_ts_budget"  # plans written before the settings entry
 FINAL_VALIDATION = ("always", "except_fold_all", "never")
+CPU_PRECISIONS = ("auto", "bf16", "fp32")  # nnunet_ts.nnunet.cpu_precision.PRECISIONS (this module imports no torch)
 DUAL_DECODER_KEYS = ("dual_decoder", "box_loss_weight", "segbox_mode", "box_decoder_convs")
 
 
@@ -48,6 +49,9 @@ class TrainingSettings:
         box_perturbation: probability that a training sample's boxes are perturbed as a reader would
             draw them (box teacher; default 0.5; 0 = exact boxes).
         strong_fraction: share of strong cases per draw for the students (default: the plain union).
+        cpu_precision: the network's CPU forward passes (training, validation, prediction): ``auto``
+            (bf16 where the CPU has native bf16 instructions, else float32), ``bf16`` or ``fp32``; the
+            environment variable ``NNUNET_TS_PRECISION`` overrides it (``nnunet_ts.nnunet.cpu_precision``).
         seed: training seed (torch, numpy, random; ``nnunet_ts.nnunet.seeding``), set before the network is
             built, so a training on a CPU with ``nnUNet_n_proc_DA=0`` repeats exactly (None: nnU-Net's
             unseeded training).
@@ -60,6 +64,7 @@ class TrainingSettings:
     foreground_sampling: float | None = None
     box_perturbation: float | None = None
     strong_fraction: float | None = None
+    cpu_precision: str = "auto"
     seed: int | None = None
 
     def check(self, where: str) -> TrainingSettings:
@@ -74,6 +79,9 @@ class TrainingSettings:
         if self.final_validation not in FINAL_VALIDATION:
             raise InputError(f"{where}: final_validation must be one of {', '.join(FINAL_VALIDATION)}, got "
                              f"{self.final_validation!r}; {fix}")
+        if self.cpu_precision not in CPU_PRECISIONS:
+            raise InputError(f"{where}: cpu_precision must be one of {', '.join(CPU_PRECISIONS)}, got "
+                             f"{self.cpu_precision!r}; {fix}")
         if self.dice_smooth is not None and not _number_in(self.dice_smooth, 0, math.inf):
             raise InputError(f"{where}: dice_smooth must be a number >= 0, got {self.dice_smooth!r}; {fix}")
         for name in ("foreground_sampling", "box_perturbation", "strong_fraction"):

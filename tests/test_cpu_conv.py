@@ -65,7 +65,7 @@ def test_other_inputs_keep_pytorchs_choice():
 
 def test_every_trainer_builds_fast_single_patch_convolutions():
     # built networks are checked in test_trainers (every class) and test_box_teacher
-    from nnunet_ts.nnunet.trainer_mixins import OneDNNSinglePatchMixin
+    from nnunet_ts.nnunet.trainer_mixins import CPUSpeedMixin
     from nnunet_ts.trainers import (
         baseline_trainers,
         box_teacher_trainers,
@@ -80,4 +80,4 @@ def test_every_trainer_builds_fast_single_patch_convolutions():
                          (teacher_student_trainers, "TeacherStudentBaldeonCalistoTrainer"),
                          (dual_decoder_student_trainers, "DualDecoderStudentTrainer"),
                          (sun_student_trainers, "SunStudentTrainer")):
-        assert OneDNNSinglePatchMixin in getattr(module, name).__mro__, name
+        assert CPUSpeedMixin in getattr(module, name).__mro__, name

@@ -1,4 +1,4 @@
-"""Lung masks (classical and lungmask R231 wiring) and crop / paste-back on synthetic thorax CTs."""
+"""Crop / paste-back around each lung on synthetic thorax CTs (lung masks themselves: test_lung_mask.py)."""
 import json
 
 import numpy as np
@@ -6,19 +6,14 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_ts.boxes.segbox import SliceRectangle, rectangles_to_segbox, slice_rectangles
-from nnunet_ts.datasets.lung_crop import (
-    LEFT,
-    RIGHT,
+from nnunet_ts.datasets.lung_crop import (  # the lung-mask names lung_crop has always offered, too
     CropPlan,
     LungCrop,
     LungMask,
-    LungMaskFallbackWarning,
     classical_lung_mask,
-    compute_lung_mask,
     crop_array,
     crop_geometry,
     crop_rectangles,
-    lungmask_weights,
     paste_back,
     plan_crops,
 )
@@ -39,19 +34,6 @@ def image_of(case, direction=None):
     image.SetOrigin(case.geometry.origin)
     image.SetDirection(direction or case.geometry.direction)
     return image
-
-
-def test_classical_lung_mask_finds_both_lungs_on_the_right_sides(case):
-    labels = classical_lung_mask(case.ct, case.geometry.direction, case.geometry.spacing)
-    lungs = case.lungs
-    found = labels > 0
-    assert 2 * (found & lungs).sum() / (found.sum() + lungs.sum()) > 0.9
-    # identity direction, LPS: patient's right lung at small x indices
-    xs_right, xs_left = np.nonzero(labels == RIGHT)[2], np.nonzero(labels == LEFT)[2]
-    assert xs_right.mean() < case.ct.shape[2] / 2 < xs_left.mean()
-    # flipping the x axis of the direction swaps the sides in index space, not in the patient
-    flipped = classical_lung_mask(case.ct, (-1, 0, 0, 0, 1, 0, 0, 0, 1), case.geometry.spacing)
-    assert np.array_equal(flipped == LEFT, labels == RIGHT)
 
 
 def test_crop_then_paste_back_is_the_identity(case):
@@ -88,33 +70,3 @@ def test_crop_rectangles_clips_and_shifts():
     crop = LungCrop("right", (2, 10, 20), (8, 30, 40))
     rects = [SliceRectangle(3, 5, 15, 25, 50), SliceRectangle(9, 12, 14, 22, 24), SliceRectangle(4, 31, 35, 21, 22)]
     assert crop_rectangles(rects, crop) == [SliceRectangle(1, 0, 5, 5, 19)]
-
-
-def test_lungmask_r231_is_loaded_from_a_local_state_dict(case, tmp_path, monkeypatch):
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("lungmask")
-    from lungmask.resunet import UNet
-
-    # the network lungmask.mask.get_model builds for R231 (3 classes), random weights
-    torch.manual_seed(0)
-    net = UNet(n_classes=3, padding=True, depth=5, up_mode="upsample", batch_norm=True, residual=False)
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(net.state_dict(), cache / "unet_r231-d5d2fc3d.pth")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    assert lungmask_weights() == cache / "unet_r231-d5d2fc3d.pth"  # lungmask's own cache is found
-    small = image_of(case)[:, :, 10:13]  # 3 slices keep the CPU inference short
-    result = compute_lung_mask(small)
-    assert result.method == "lungmask-R231" and result.warning is None
-    assert result.labels.shape == (3, 64, 64) and set(np.unique(result.labels)) <= {0, 1, 2}
-
-
-def test_missing_lungmask_weights_fall_back_loudly(case, tmp_path, monkeypatch, capsys):
-    torch = pytest.importorskip("torch")
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "empty"))
-    with pytest.warns(LungMaskFallbackWarning, match="classical"):
-        result = compute_lung_mask(image_of(case))
-    assert result.method == "classical" and "no lungmask R231 weights" in result.warning
-    assert "WARNING" in capsys.readouterr().err
-    plan = plan_crops(result, case.geometry)
-    assert plan.method == "classical" and plan.warning == result.warning

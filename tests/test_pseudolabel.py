@@ -68,7 +68,7 @@ def test_regions_cover_each_box_with_margin_and_do_not_overlap():
     assert box_regions(np.zeros((4, 4, 4)), (1, 1, 1), 5.0) == []
 
 
-def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(env):
+def test_roi_mode_predicts_context_crops_and_agrees_with_full_mode_there(env):
     from nnunet_ts.pseudolabel.teacher import Teacher, TeacherSpec
 
     teacher = Teacher.load(TeacherSpec(_teacher(env), folds=("0",)))
@@ -82,24 +82,44 @@ def test_roi_mode_runs_only_the_tiles_near_the_boxes_and_equals_full_mode_there(
     segbox = np.pad(segbox, ((0, 0), (0, segbox.shape[1]), (0, 2 * segbox.shape[2])))
     predictor = teacher._predictor
     internal = predictor._internal_predict_sliding_window_return_logits
-    tiles = []
+    calls = []
 
     def counting(data, slicers, do_on_device=True):
-        tiles.append(len(slicers))
+        calls.append((tuple(data.shape[1:]), len(slicers)))
         return internal(data, slicers, do_on_device)
 
     predictor._internal_predict_sliding_window_return_logits = counting
     roi = teacher.predict(ct, segbox, geometry.spacing_zyx, "roi", margin_mm=3.0)
+    n_roi = len(calls)
     full = teacher.predict(ct, segbox, geometry.spacing_zyx, "full")
-    assert 0 < tiles[0] < tiles[1]
+    # the crops are resampled and tiled, not the volume: fewer voxels and fewer tiles
+    (full_shape, full_tiles), roi_calls = calls[-1], calls[:n_roi]
+    assert sum(t for _, t in roi_calls) < full_tiles
+    assert all(np.prod(shape) < np.prod(full_shape) for shape, _ in roi_calls)
     inside = np.zeros(ct.shape, bool)
-    for region in box_regions(segbox, geometry.spacing_zyx, 3.0):
+    regions = box_regions(segbox, geometry.spacing_zyx, 3.0)
+    for region in regions:
         inside[region] = True
-    assert inside.any() and not inside.all() and not np.isnan(roi).any()
-    np.testing.assert_allclose(roi[inside], full[inside], atol=1e-6)
+    assert inside.any() and not inside.all() and np.isfinite(roi).all()
     assert (roi[~inside] == 0).all() and (full[~inside] > 0).any()
+    # ROI and full tiles fall differently: probabilities move a little, decisions where the teacher is
+    # not near 0.5 do not (this briefly trained teacher hovers near 0.5, so the Dice >= 0.99 rule is measured
+    # on a trained one: scripts/benchmarks/pseudolabel.py)
+    difference = np.abs(roi[inside] - full[inside])
+    confident = np.abs(full[inside] - 0.5) > 0.1
+    assert difference.mean() < 0.01 and difference.max() < 0.1, (difference.mean(), difference.max())
+    assert confident.any() and ((roi[inside] >= 0.5) == (full[inside] >= 0.5))[confident].all()
     empty = teacher.predict(ct, np.zeros_like(segbox), geometry.spacing_zyx, "roi")
-    assert len(tiles) == 2 and not empty.any()
+    assert len(calls) == n_roi + 1 and not empty.any()
+
+
+def test_context_crop_grows_a_region_by_half_a_patch_inside_the_image():
+    from nnunet_ts.pseudolabel.roi import context_crop, within
+
+    region = (slice(2, 6), slice(10, 20), slice(40, 50))
+    crop = context_crop(region, (8, 64, 52), (3.0, 1.5, 1.5), (6.0, 7.5, 9.0))
+    assert crop == (slice(0, 8), slice(5, 25), slice(34, 52))  # 2, 5 and 6 voxels, clipped at the border
+    assert within(region, crop) == (slice(2, 6), slice(5, 15), slice(6, 16))
 
 
 def test_pseudolabel_writes_a_student_dataset_nnunet_accepts(env):

@@ -126,6 +126,32 @@ def test_every_trainer_is_found_built_and_steps(row, lookup, preprocessed):
     assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("name, kind", [("BaselineTrainer", "student"), ("BoxTeacherTrainer", "teacher"),
+                                        ("TeacherStudentTrainer", "student"), ("DualDecoderStudentTrainer", "dual")])
+def test_every_trainer_trains_and_predicts_in_either_cpu_precision(name, kind, precision, lookup, preprocessed,
+                                                                   monkeypatch):
+    monkeypatch.setenv("NNUNET_TS_PRECISION", precision)  # fp32: as on a CPU without bf16 instructions
+    trainer = make_trainer(trainer_class(name), preprocessed(kind), settings=TINY)
+    assert getattr(trainer.network, "_nnunet_ts_cpu_precision", False) == (precision == "bf16")
+    convs = [m for m in trainer.network.modules() if isinstance(m, torch.nn.Conv3d)]
+    channels_last = [c.weight.is_contiguous(memory_format=torch.channels_last_3d) for c in convs]
+    assert all(channels_last) if precision == "bf16" else not any(channels_last)
+    trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
+    trainer.network.train()
+    assert np.isfinite(trainer.train_step(next(trainer.dataloader_train))["loss"])
+    assert all(p.dtype == torch.float32 for p in trainer.network.parameters())
+    # the predictor's path: the network rebuilt through the trainer class, one tile in eval mode
+    network = type(trainer).build_network_architecture(
+        trainer.plans_manager, trainer.configuration_manager, trainer.num_input_channels,
+        trainer.label_manager.num_segmentation_heads, enable_deep_supervision=False)
+    network.load_state_dict(trainer.network.state_dict())
+    network.eval()
+    with torch.inference_mode():
+        logits = network(torch.zeros(1, trainer.num_input_channels, *trainer.configuration_manager.patch_size))
+    assert logits.dtype == torch.float32 and logits.is_contiguous() and torch.isfinite(logits).all()
+
+
 def test_settings_errors_name_the_configuration_and_the_fix(lookup, preprocessed):
     cls = trainer_class("BaselineTrainer")
     with pytest.raises(InputError, match=r"configuration '3d_tiny' .* unknown 'nnunet_ts' setting\(s\) budjet"):

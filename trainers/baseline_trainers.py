@@ -10,12 +10,12 @@ sampling (90 % on tumour), so a comparison with ``BoxTeacherTrainer`` isolates t
 """
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_ts.nnunet.trainer_mixins import DiceSmoothMixin, OneDNNSinglePatchMixin, SettingsFromPlansMixin
+from nnunet_ts.nnunet.trainer_mixins import CPUSpeedMixin, DiceSmoothMixin, SettingsFromPlansMixin
 from nnunet_ts.planners.training_settings import TrainingSettings
 from nnunet_ts.teacher.defaults import FOREGROUND_SAMPLING
 
 
-class BaselineTrainer(SettingsFromPlansMixin, DiceSmoothMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
+class BaselineTrainer(SettingsFromPlansMixin, DiceSmoothMixin, CPUSpeedMixin, nnUNetTrainer):
     pass
 
 

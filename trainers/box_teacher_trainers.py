@@ -23,8 +23,8 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunet_ts.boxes.perturbation import BoxPerturbation
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.trainer_mixins import (
+    CPUSpeedMixin,
     DiceSmoothMixin,
-    OneDNNSinglePatchMixin,
     SettingsFromPlansMixin,
     TrainingPipelineMixin,
 )
@@ -40,7 +40,7 @@ def _binarize_segbox_input(module, args, channel: int):
     return (x, *args[1:])
 
 
-class BoxTeacherTrainer(SettingsFromPlansMixin, DiceSmoothMixin, TrainingPipelineMixin, OneDNNSinglePatchMixin,
+class BoxTeacherTrainer(SettingsFromPlansMixin, DiceSmoothMixin, TrainingPipelineMixin, CPUSpeedMixin,
                         nnUNetTrainer):
     segbox_channel = 1  # teacher datasets: _0000 CT, _0001 segbox (checked against dataset.json)
     settings_defaults = TrainingSettings(foreground_sampling=FOREGROUND_SAMPLING, box_perturbation=BOX_PERTURBATION)

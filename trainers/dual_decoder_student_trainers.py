@@ -32,7 +32,6 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunet_ts.dual_decoder.network import DualDecoderUNet
 from nnunet_ts.dual_decoder.segbox_loss import DualDecoderLoss, SegboxLoss
 from nnunet_ts.dual_decoder.segbox_target_transforms import carry_segbox_target
-from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, dual_decoder_settings
 from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 
@@ -69,8 +68,8 @@ class DualDecoderStudentTrainer(TeacherStudentTrainer):
                                                   num_output_channels, enable_deep_supervision)
         # read here too: nnU-Net's predictor builds the network without constructing the trainer
         settings, _ = cls._dual_settings(configuration_manager, plans_manager)
-        # the segbox layers too (the U-Net has it already)
-        return use_onednn_for_single_patches(cls.box_network(unet, settings))
+        # the segbox layers too (the U-Net has them already), and bf16 around the whole two-output forward
+        return cls.cpu_ready(cls.box_network(unet, settings), configuration_manager)
 
     @classmethod
     def box_network(cls, unet, settings: DualDecoderSettings):

@@ -33,13 +33,13 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunet_ts.datasets.student import read_sources
 from nnunet_ts.errors import InputError
-from nnunet_ts.nnunet.trainer_mixins import OneDNNSinglePatchMixin, SettingsFromPlansMixin, TrainingPipelineMixin
+from nnunet_ts.nnunet.trainer_mixins import CPUSpeedMixin, SettingsFromPlansMixin, TrainingPipelineMixin
 from nnunet_ts.student.soft_data import SoftTargetDataset, pseudo_case_ids, source_weighted_identifiers
 from nnunet_ts.student.soft_losses import SoftTargetLoss, StudentLossConfig, soft_one_hot
 from nnunet_ts.student.soft_transforms import wrap_pipeline
 
 
-class TeacherStudentTrainer(SettingsFromPlansMixin, TrainingPipelineMixin, OneDNNSinglePatchMixin, nnUNetTrainer):
+class TeacherStudentTrainer(SettingsFromPlansMixin, TrainingPipelineMixin, CPUSpeedMixin, nnUNetTrainer):
     loss_config = StudentLossConfig()
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,

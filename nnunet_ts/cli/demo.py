@@ -57,7 +57,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                    help="output folder (default: demo_output/<scenario>-<scale>); rerun to resume")
     p.add_argument("--overwrite", action="store_true",
                    help="delete an earlier run in --out and start afresh (default: resume it)")
-    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+    p.add_argument("-device", "--device", choices=("cpu", "cuda"), default=None,
                    help="where networks train and predict (default: cpu for --scale cpu, cuda for gpu)")
     p.add_argument("--cases", type=Path, default=None, metavar="CSV",
                    help="a case manifest (cases.csv with strong/weak/test subsets, e.g. from "

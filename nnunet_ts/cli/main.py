@@ -33,7 +33,9 @@ SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
      "add a configuration with training settings (budget, Dice smooth ...) to a dataset's plans"),
     ("evaluate", "nnunet_ts.cli.evaluate", "DSC, DSC-TP and lesion-level F1 of predictions vs ground truth"),
     ("convert", "nnunet_ts.cli.convert", "convert MSD Lung, NSCLC-Radiomics or Lung-PET-CT-Dx into nnU-Net datasets"),
-    ("predict", "nnunet_ts.cli.predict", "segment lung tumours in a CT (NIfTI or DICOM) with a trained model"),
+    ("predict", "nnunet_ts.cli.predict",
+     "segment lung tumours in CTs (NIfTI, DICOM, folders) with a trained model; masks, DICOM-SEG, RTSTRUCT, lesions"),
+    ("model", "nnunet_ts.cli.model", "export a trained model as one zip, install one, show its record"),
     ("demo", "nnunet_ts.cli.demo", "the paper's experiment end to end (synthetic or real cohort) with a report"),
 )
 

@@ -12,9 +12,9 @@ Run a trained box-guided teacher on the weak (box-only) scans and write a studen
 strong cases copied in, and per weak case the teacher's foreground probability (the soft target,
 not thresholded), a hard mask (>= 0.5) for nnU-Net's bookkeeping, and the case's real segbox.
 
-ROI mode (default) runs nnU-Net's pipeline but the network only on the sliding-window tiles that
-touch a box grown by --margin-mm; the map keeps those regions (identical there to a whole-volume
-prediction) and is background elsewhere: at the paper's scale of ~1000 CTs it is several times
+ROI mode (default) cuts each box grown by --margin-mm out of the scan with half a network patch of
+context around it and runs nnU-Net's pipeline (resampling, sliding window, export) on that crop only;
+the map keeps those regions and is background elsewhere: on clinical-size CTs this is many times
 faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
 soft voting (mean of their probabilities).
 
@@ -42,7 +42,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                               formatter_class=HelpFormatter)
     p.add_argument("--teacher", required=True, type=Path, metavar="DIR",
                    help="trained teacher model folder (nnUNet_results/DatasetXXX/<Trainer>__<Plans>__<config>)")
-    p.add_argument("--folds", nargs="+", default=["0"], help="teacher folds to average ('all' or numbers)")
+    p.add_argument("-f", "--folds", nargs="+", default=["0"], help="teacher folds to average ('all' or numbers)")
     p.add_argument("-chk", "--checkpoint", default="checkpoint_final.pth", help="checkpoint file per fold")
     p.add_argument("--weak", required=True, metavar="ID|DIR",
                    help="weak dataset (CT + segbox, no masks): id in nnUNet_raw or a folder")
@@ -53,8 +53,9 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--mode", choices=("roi", "full"), default="roi", help="predict around the boxes or everywhere")
     p.add_argument("--margin-mm", type=non_negative, default=20.0, help="ROI margin around each box (mm)")
     p.add_argument("--mirroring", action="store_true", help="test-time mirroring (8 passes per patch in 3D)")
-    p.add_argument("--step-size", type=fraction, default=0.5, help="sliding-window step, fraction of the patch")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cuda", help="where the teacher runs")
+    p.add_argument("-step_size", "--step-size", type=fraction, default=0.5,
+                   help="sliding-window step, fraction of the patch")
+    p.add_argument("-device", "--device", choices=("cpu", "cuda"), default="cuda", help="where the teacher runs")
     p.add_argument("--allow-empty-boxes", action="store_true",
                    help="weak scans with an empty segbox get an all-background soft target instead of an error")
     p.add_argument("--exclude-flagged", nargs="*", choices=FLAGS, default=None, metavar="FLAG",

@@ -8,8 +8,9 @@ from nnunet_ts.cli.validators import integer, positive_int
 
 def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mirroring_default: bool,
                            final_validation_default: str) -> None:
-    """Adds --epochs/--iterations/--val-iterations, --dice-smooth, --mirroring and --final-validation."""
-    from nnunet_ts.planners.training_settings import FINAL_VALIDATION
+    """Adds --epochs/--iterations/--val-iterations, --dice-smooth, --mirroring, sampling, --final-validation
+    and --cpu-precision."""
+    from nnunet_ts.planners.training_settings import CPU_PRECISIONS, FINAL_VALIDATION
 
     g = p.add_argument_group("training settings (read by every nnunet_ts trainer)")
     g.add_argument("--epochs", required=budget_required, type=positive_int, default=None, help="training epochs")
@@ -29,6 +30,9 @@ def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mi
                    help="students: share of strong cases per draw (default: the plain union)")
     g.add_argument("--final-validation", choices=FINAL_VALIDATION, default=final_validation_default,
                    help="nnU-Net's validation after training")
+    g.add_argument("--cpu-precision", choices=CPU_PRECISIONS, default="auto",
+                   help="CPU forward passes: auto = bf16 where the CPU has native bf16 instructions, else fp32 "
+                        "(the environment variable NNUNET_TS_PRECISION overrides it)")
     g.add_argument("--seed", type=integer(0), default=None,
                    help="training seed: a CPU training repeats exactly (default: unseeded, as nnU-Net)")
 
@@ -44,5 +48,5 @@ def settings_from_args(args: argparse.Namespace):
     settings = TrainingSettings(budget=budget, mirroring=args.mirroring, final_validation=args.final_validation,
                                 dice_smooth=args.dice_smooth, foreground_sampling=args.foreground_sampling,
                                 box_perturbation=args.box_perturbation, strong_fraction=args.strong_fraction,
-                                seed=args.seed)
+                                cpu_precision=args.cpu_precision, seed=args.seed)
     return settings.check("the command line") if settings != TrainingSettings() else None

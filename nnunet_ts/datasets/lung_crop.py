@@ -1,10 +1,8 @@
 """Lung cropping: one crop around each lung, applied identically to CT, masks, soft targets and
 boxes, with what it takes to paste predictions back exactly (the paper's student input).
 
-Lung masks come from ``lungmask`` (Hofmanninger et al. 2020, model R231) when its weights are on
-disk (an explicit path, or lungmask's own torch hub cache); otherwise from a classical method
-(HU threshold, air outside the body removed, connected components with ``cc3d``, holes filled)
-with a loud warning, and the method used is recorded in every :class:`CropPlan`.
+Lung masks come from :mod:`nnunet_ts.datasets.lung_mask` (lungmask R231 when its weights are on
+disk, else a classical method, announced); the method used is recorded in every :class:`CropPlan`.
 
 Arrays are (z, y, x). A crop is a half-open index box ``[start, stop)`` per axis of the original
 grid; the cropped grid keeps spacing and direction and moves the origin to the crop's first voxel,
@@ -14,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,118 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ts.boxes.segbox import SliceRectangle
-from nnunet_ts.errors import InputError
+from nnunet_ts.datasets.lung_mask import (
+    LEFT,
+    R231_FILE,
+    RIGHT,
+    SIDES,
+    LungMask,
+    LungMaskFallbackWarning,
+    classical_lung_mask,
+    compute_lung_mask,
+    lungmask_weights,
+)
 from nnunet_ts.io.images import Geometry
 
-R231_FILE = "unet_r231-d5d2fc3d.pth"   # the file name lungmask's downloader caches
-RIGHT, LEFT = 1, 2                     # R231's labels: 1 = right lung, 2 = left lung
-SIDES = {RIGHT: "right", LEFT: "left"}
-
-
-class LungMaskFallbackWarning(UserWarning):
-    """lungmask could not be used; the classical lung mask was used instead."""
-
-
-@dataclass(frozen=True)
-class LungMask:
-    """Lung labels (uint8 (z, y, x): 0 none, 1 right lung, 2 left lung) and how they were made."""
-
-    labels: np.ndarray
-    method: str                 # "lungmask-R231" or "classical"
-    weights: str | None = None
-    warning: str | None = None
-
-
-def lungmask_weights(path: str | Path | None = None) -> Path | None:
-    """The R231 state dict to use: ``path`` if given (must exist), else lungmask's cache file
-    (``<torch hub dir>/checkpoints/unet_r231-d5d2fc3d.pth``) if present, else None."""
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"lungmask weights {path} do not exist; download unet_r231-d5d2fc3d.pth "
-                             f"from https://github.com/JoHof/lungmask/releases or leave the option out")
-        return path
-    import torch
-
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / R231_FILE
-    return cached if cached.is_file() else None
-
-
-def compute_lung_mask(image, weights: str | Path | None = None, force_cpu: bool = True,
-                      batch_size: int = 20, announce: bool = True) -> LungMask:
-    """Lung labels of a CT (SimpleITK image in HU), with lungmask R231 or the classical fallback.
-
-    The fallback is recorded in the result's ``warning``; with ``announce`` it is also printed to
-    stderr and raised as a :class:`LungMaskFallbackWarning` (loops announce it once).
-    """
-    import SimpleITK as sitk
-
-    path = lungmask_weights(weights)
-    reason = None
-    if path is None:
-        reason = "no lungmask R231 weights on disk (pass --lungmask-weights or put them in lungmask's cache)"
-    else:
-        try:
-            from lungmask.mask import LMInferer
-        except ImportError:
-            if weights is not None:  # asked for explicitly: no quiet downgrade
-                raise InputError(f"--lungmask-weights {weights} given but the lungmask package is not "
-                                 f"installed; pip install 'nnunet_ts[lungmask]'") from None
-            reason = "the lungmask package is not installed (pip install 'nnunet_ts[lungmask]')"
-    if reason is None:
-        inferer = LMInferer(modelpath=str(path), force_cpu=force_cpu, batch_size=batch_size, tqdm_disable=True)
-        labels = np.asarray(inferer.apply(image), dtype=np.uint8)
-        return LungMask(labels, "lungmask-R231", str(path))
-    message = f"lung mask: {reason}; using the classical HU-threshold lung mask instead (less robust)"
-    if announce:
-        warnings.warn(message, LungMaskFallbackWarning, stacklevel=2)
-        print(f"WARNING: {message}", file=sys.stderr)
-    hu = sitk.GetArrayViewFromImage(image)
-    return LungMask(classical_lung_mask(hu, image.GetDirection(), image.GetSpacing()), "classical",
-                    None, message)
-
-
-def classical_lung_mask(hu: np.ndarray, direction: Sequence[float] = (1, 0, 0, 0, 1, 0, 0, 0, 1),
-                        spacing: Sequence[float] = (1.0, 1.0, 1.0), threshold_hu: float = -320.0,
-                        min_fraction: float = 0.2) -> np.ndarray:
-    """Lung labels (1 right, 2 left) from HU alone.
-
-    Air below ``threshold_hu`` that does not touch the in-plane image border (the air around the
-    body does) is split into 3D components (6-connected, ``cc3d``); the largest one and a second one
-    of at least ``min_fraction`` of its size are the lungs. When only one remains (lungs joined by
-    the trachea), it is split at the middle of its left-right extent. Axial holes (vessels,
-    tumours) are filled. Side is decided in patient coordinates (LPS: larger x = patient's left).
-    """
-    import cc3d
-    from scipy import ndimage
-
-    air = np.asarray(hu) < threshold_hu
-    labels = cc3d.connected_components(air, connectivity=6)
-    border = np.unique(np.concatenate([labels[:, 0, :].ravel(), labels[:, -1, :].ravel(),
-                                       labels[:, :, 0].ravel(), labels[:, :, -1].ravel()]))
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    sizes[border] = 0
-    out = np.zeros(air.shape, dtype=np.uint8)
-    if sizes.max() == 0:
-        return out
-    order = np.argsort(sizes)[::-1]
-    keep = [order[0]] + ([order[1]] if sizes[order[1]] >= min_fraction * sizes[order[0]] else [])
-    lung = np.isin(labels, keep)
-    for z in range(lung.shape[0]):
-        lung[z] = ndimage.binary_fill_holes(lung[z])
-    # patient-x (mm) of every voxel: a linear function of its index
-    d = np.asarray(direction, float).reshape(3, 3)
-    zz, yy, xx = np.nonzero(lung)
-    px = d[0, 0] * spacing[0] * xx + d[0, 1] * spacing[1] * yy + d[0, 2] * spacing[2] * zz
-    component = labels[zz, yy, xx]
-    if len(keep) == 2:  # between the two lungs' centres; filled-in voxels follow the same rule
-        split = 0.5 * (px[component == keep[0]].mean() + px[component == keep[1]].mean())
-    else:
-        split = 0.5 * (px.min() + px.max())
-    out[zz, yy, xx] = np.where(px > split, LEFT, RIGHT)
-    return out
-
+# The lung-mask names this module has always offered (callers import them from here).
+__all__ = ["LEFT", "R231_FILE", "RIGHT", "SIDES", "CropPlan", "LungCrop", "LungMask", "LungMaskFallbackWarning",
+           "classical_lung_mask", "compute_lung_mask", "crop_array", "crop_geometry", "crop_rectangles",
+           "crop_records", "lungmask_weights", "paste_back", "plan_crops", "plan_for_image"]
 
 @dataclass(frozen=True)
 class LungCrop:
@@ -278,8 +180,7 @@ def crop_records(records, out_dir: str | Path, weights: str | Path | None = None
     cropped, summary = [], {}
     for record in tqdm(records, desc="lung crops", unit="case", disable=not progress, leave=False):
         image = sitk.ReadImage(str(record.ct))
-        plan = plan_for_image(image, weights, margin_mm, announce=not any(
-            v["method"] == "classical" for v in summary.values()))
+        plan = plan_for_image(image, weights, margin_mm)  # a fallback is announced once per process
         plan.save(out_dir / f"{record.case_id}_crop.json")
         summary[record.case_id] = {"method": plan.method, "warning": plan.warning,
                                    "crops": [asdict(c) for c in plan.crops]}

@@ -9,7 +9,8 @@ predictor (one tile per forward pass) on small networks such as the CPU plans (8
 
 ``use_onednn_for_single_patches(network)`` switches every ``nn.Conv3d`` of a network to oneDNN for
 float32 CPU inputs of batch size 1, the case the rule gets wrong; other inputs (batches, CUDA, other
-dtypes) take PyTorch's own choice. Weights, parameter names and checkpoints are unchanged, and so are
+dtypes, and float32 inputs under bf16 autocast, which ``cpu_precision`` sets up) take PyTorch's own
+choice. Weights, parameter names and checkpoints are unchanged, and so are
 the results up to float32 rounding (oneDNN is what PyTorch itself runs for batches of 2).
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ class _SinglePatchOneDNNConv3d(nn.Conv3d):
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
         if (input.dim() == 5 and input.shape[0] == 1 and input.device.type == "cpu"
                 and input.dtype == torch.float32 and weight.dtype == torch.float32
+                and not torch.is_autocast_enabled("cpu")  # bf16 autocast (cpu_precision) takes oneDNN anyway
                 and self.padding_mode == "zeros" and not isinstance(self.padding, str)):
             return torch.ops.aten.mkldnn_convolution(input.contiguous(), weight, bias, self.padding,
                                                      self.stride, self.dilation, self.groups)

@@ -7,6 +7,7 @@ import torch
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
+from nnunet_ts.nnunet.cpu_precision import resolve_cpu_precision, with_cpu_precision
 from nnunet_ts.nnunet.seeding import seed_training
 from nnunet_ts.planners.training_settings import TrainingSettings, training_settings
 
@@ -46,6 +47,8 @@ class SettingsFromPlansMixin:
             self.oversample_foreground_percent = self.settings.foreground_sampling
             self.probabilistic_oversampling = True
         self.print_to_log_file(f"nnunet_ts settings of {where}: {self.settings}")
+        if self.device.type == "cpu":
+            self.print_to_log_file(f"CPU forward passes in {resolve_cpu_precision(self.settings.cpu_precision)[1]}")
         # --- training seed (nnunet_ts.nnunet.seeding): before initialize() builds the network
         if self.settings.seed is not None:
             seed_training(self.settings.seed)
@@ -99,22 +102,29 @@ class DiceSmoothMixin:
                          f"--dice-smooth 0 --overwrite`")
 
 
-class OneDNNSinglePatchMixin:
-    """The network's 3D convolutions run on oneDNN for single CPU patches (``cpu_conv``).
+class CPUSpeedMixin:
+    """The network's CPU forward passes: oneDNN for single patches (``cpu_conv``) and bf16 autocast where
+    the CPU runs bf16 natively (``cpu_precision``; setting ``cpu_precision``, ``NNUNET_TS_PRECISION``).
 
     nnU-Net's predictor feeds one tile per forward pass, where PyTorch's native 3D convolution on small
-    networks is several times slower than oneDNN; training batches are unaffected. The predictor builds
-    the network through this class method too, so ``nnUNetv2_predict -tr ...`` and the pseudo-label
-    step get it.
+    networks is several times slower than oneDNN; training batches are unaffected by that part. bf16
+    speeds up training, validation and prediction alike. The predictor builds the network through this
+    class method too, so ``nnUNetv2_predict -tr ...`` and the pseudo-label step get both.
     """
 
     # the parameter names matter: nnU-Net's predictor inspects them to choose how to call this
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels,
                                    num_output_channels, enable_deep_supervision=True):
-        return use_onednn_for_single_patches(super().build_network_architecture(
+        return cls.cpu_ready(super().build_network_architecture(
             plans_manager, configuration_manager, num_input_channels, num_output_channels,
-            enable_deep_supervision))
+            enable_deep_supervision), configuration_manager)
+
+    @staticmethod
+    def cpu_ready(network, configuration_manager):
+        """``network`` with both CPU speed-ups (a trainer wrapping the U-Net applies this to its wrapper)."""
+        setting = training_settings(configuration_manager.configuration, "the configuration").cpu_precision
+        return with_cpu_precision(use_onednn_for_single_patches(network), setting)
 
 
 class RenamedTrainerMixin:

@@ -1,4 +1,5 @@
-"""Regions of interest for ROI-mode pseudo-labelling: each box grown by a margin, merged where they meet.
+"""Regions of interest for ROI-mode pseudo-labelling: each box grown by a margin, merged where they meet,
+and the context crop the teacher reads around each region.
 
 Arrays are (z, y, x); spacing (z, y, x) in mm. A region is a tuple of three slices.
 """
@@ -78,3 +79,21 @@ def _merge(boxes: list[tuple[list[int], list[int]]]) -> list[tuple[list[int], li
             if merged:
                 break
     return sorted(boxes)
+
+
+def context_crop(region: Region, shape: Sequence[int], spacing_zyx: Sequence[float],
+                 context_mm: Sequence[float]) -> Region:
+    """The crop the network reads to predict ``region``: the region grown by ``context_mm`` (z, y, x) on
+    every side, clipped to the image (shape (z, y, x)).
+
+    With half the network's patch (in mm) as context, every voxel of the region lies at least half a
+    patch inside the crop where the image allows, so the sliding-window tiles that cover it see the
+    surroundings the whole-volume prediction's tiles see; the crop is then at least one patch wide.
+    """
+    grow = [int(np.ceil(c / s)) for c, s in zip(context_mm, spacing_zyx)]
+    return tuple(slice(max(r.start - g, 0), min(r.stop + g, n)) for r, g, n in zip(region, grow, shape))
+
+
+def within(region: Region, crop: Region) -> Region:
+    """``region`` in the coordinates of ``crop`` (which contains it)."""
+    return tuple(slice(r.start - c.start, r.stop - c.start) for r, c in zip(region, crop))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import numpy as np
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import trainers_findable
-from nnunet_ts.pseudolabel.roi import box_regions
+from nnunet_ts.pseudolabel.roi import box_regions, context_crop, within
 
 
 @dataclass(frozen=True)
@@ -120,30 +118,35 @@ class Teacher:
         """Foreground probability (float32, (z, y, x), the input grid) of one case.
 
         ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` computes it.
-        ``mode="roi"``: the same pipeline (nnU-Net's preprocessing, sliding window and export), but
-        the network runs only on the sliding-window tiles that touch a box grown by ``margin_mm``;
-        the map holds those regions (:func:`box_regions`) and is 0 elsewhere. Inside them every
-        voxel is covered by exactly the tiles the full prediction uses there, so ROI and full maps
-        agree there (up to float16 rounding of nnU-Net's logit sums), however well the teacher is trained.
+        ``mode="roi"``: each region (a box grown by ``margin_mm``, :func:`box_regions`) is predicted from
+        a crop around it (:func:`context_crop`: half a patch of context on every side) through the same
+        nnU-Net pipeline (preprocessing, sliding window, export), so only the crops are resampled and
+        only their tiles run; the map holds the regions and is 0 elsewhere. Inside the regions it
+        agrees with the full prediction up to where the sliding-window tiles fall (measured per region
+        in ``scripts/benchmarks/pseudolabel.py``).
         """
         if mode == "full":
-            return self._predict_array(ct, segbox, spacing_zyx, None)
-        regions = box_regions(segbox, spacing_zyx, margin_mm)
-        if not regions:
-            return np.zeros(ct.shape, np.float32)
-        probability = self._predict_array(ct, segbox, spacing_zyx, margin_mm)
-        if any(np.isnan(probability[r]).any() for r in regions):  # a region a kept tile missed
-            warnings.warn("ROI prediction did not cover every box region; predicting the whole volume instead",
-                          stacklevel=2)
-            probability = self._predict_array(ct, segbox, spacing_zyx, None)
-        outside = np.ones(ct.shape, bool)
-        for region in regions:
-            outside[region] = False
-        probability[outside] = 0.0
+            return self._predict_array(ct, segbox, spacing_zyx)
+        probability = np.zeros(ct.shape, np.float32)
+        context = self.context_mm(spacing_zyx)
+        for region in box_regions(segbox, spacing_zyx, margin_mm):
+            crop = context_crop(region, ct.shape, spacing_zyx, context)
+            probability[region] = self._predict_array(ct[crop], segbox[crop], spacing_zyx)[within(region, crop)]
         return probability
 
-    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx,
-                       tiles_near_boxes_mm: float | None) -> np.ndarray:
+    def context_mm(self, spacing_zyx: Sequence[float]) -> tuple[float, float, float]:
+        """Half the network's patch in mm along (z, y, x) of the input; 0 across the slices of a 2D teacher."""
+        p = self._predictor
+        patch = [int(n) for n in p.configuration_manager.patch_size]
+        spacing = [float(s) for s in p.configuration_manager.spacing]
+        if len(patch) == 2:  # a 2D teacher: slices along the first (transposed) axis, no context across them
+            patch, spacing = [0, *patch], [float(spacing_zyx[p.plans_manager.transpose_forward[0]]), *spacing]
+        half = [0.0, 0.0, 0.0]
+        for axis_in_plans, axis in enumerate(p.plans_manager.transpose_forward):
+            half[axis] = 0.5 * patch[axis_in_plans] * spacing[axis_in_plans]
+        return tuple(half)
+
+    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx) -> np.ndarray:
         """nnU-Net's single-case prediction, preprocessed once and soft-voted over the folds."""
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
@@ -154,70 +157,18 @@ class Teacher:
             [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
             p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
         del image
-        spacing = [float(s) for s in p.configuration_manager.spacing]
-        if len(spacing) == 2:  # a 2D teacher: slices along the first (transposed) axis
-            spacing = [float(spacing_zyx[p.plans_manager.transpose_forward[0]]), *spacing]
         total = None
-        with _only_tiles_near_boxes(p, spacing, tiles_near_boxes_mm):
-            for parameters in self._fold_parameters:
-                p.list_of_parameters = [parameters]
-                logits = p.predict_logits_from_preprocessed_data(preprocessed["data"]).cpu()
-                _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-                    logits, p.plans_manager, p.configuration_manager, p.label_manager,
-                    preprocessed["data_properties"], return_probabilities=True)
-                del logits
-                if total is None:
-                    total = np.array(probabilities[1], dtype=np.float32)
-                else:
-                    total += probabilities[1]
-                del probabilities
+        for parameters in self._fold_parameters:
+            p.list_of_parameters = [parameters]
+            logits = p.predict_logits_from_preprocessed_data(preprocessed["data"]).cpu()
+            _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
+                logits, p.plans_manager, p.configuration_manager, p.label_manager,
+                preprocessed["data_properties"], return_probabilities=True)
+            del logits
+            if total is None:
+                total = np.array(probabilities[1], dtype=np.float32)
+            else:
+                total += probabilities[1]
+            del probabilities
         total /= len(self._fold_parameters)
         return total
-
-
-@contextmanager
-def _only_tiles_near_boxes(predictor, spacing: Sequence[float], margin_mm: float | None):
-    """While active, ``predictor`` runs its sliding window only on tiles touching a grown segbox.
-
-    ``spacing``: the preprocessed data's voxel spacing along its three axes.
-
-    nnU-Net computes the tile grid of the whole (preprocessed, padded) image and hands the list of
-    tiles to ``_internal_predict_sliding_window_return_logits``; this keeps the tiles that overlap
-    a segbox component (channel 1, resampled with splines: > 0.01 keeps thin boxes) grown by
-    ``margin_mm`` plus two voxels, which covers the original-grid regions and the export's
-    interpolation footprint. Voxels no kept tile covers are left NaN (nnU-Net divides 0 by 0
-    there), so a region left uncovered shows; callers keep only the regions.
-    ``margin_mm=None`` leaves the predictor untouched (full mode).
-    """
-    if margin_mm is None:
-        yield
-        return
-    name = "_internal_predict_sliding_window_return_logits"
-    own = vars(predictor).get(name)
-    internal = getattr(predictor, name)
-
-    boxes = None  # grown once: every fold sees the same preprocessed case
-
-    def near_boxes(data, slicers, do_on_device=True):
-        nonlocal boxes
-        if boxes is None:
-            boxes = box_regions(data[1].float().cpu().numpy() > 0.01, spacing, margin_mm + 2 * max(spacing))
-        return internal(data, [s for s in slicers if any(_overlaps(s[1:], box) for box in boxes)], do_on_device)
-
-    setattr(predictor, name, near_boxes)
-    try:
-        yield
-    finally:
-        if own is None:
-            delattr(predictor, name)
-        else:
-            setattr(predictor, name, own)
-
-
-def _overlaps(tile: Sequence, box: Sequence[slice]) -> bool:
-    """Whether a sliding-window tile (slices, or an int slice index for 2D models) meets a box."""
-    for t, b in zip(tile[-len(box):], box):
-        start, stop = (t, t + 1) if isinstance(t, (int, np.integer)) else (t.start, t.stop)
-        if start >= b.stop or b.start >= stop:
-            return False
-    return True

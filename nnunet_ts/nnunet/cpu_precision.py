@@ -1,0 +1,137 @@
+"""bf16 on the CPU: the network's forward pass under ``torch.autocast("cpu", torch.bfloat16)``.
+
+nnU-Net 2.8 autocasts only on CUDA (``nnUNetTrainer.train_step``/``validation_step`` and
+``nnUNetPredictor._internal_maybe_mirror_and_predict`` use ``dummy_context()`` elsewhere), so on a CPU
+every convolution runs in float32. CPUs with native bf16 instructions (AVX512-BF16, AMX) run oneDNN's
+bf16 convolutions several times faster (``scripts/benchmarks/cpu_precision.py``).
+
+:func:`autocast_forward_on_cpu` adds two hooks to the network instead of copying nnU-Net's
+``train_step``: a forward pre-hook enters ``torch.autocast("cpu", dtype=torch.bfloat16)`` for CPU
+inputs, and a forward hook (``always_call``: also when the forward raises) leaves it and casts the
+outputs (tensors, or lists/tuples of them: deep supervision, the dual decoder) back to float32 in
+the standard layout (the bf16 path also runs 3D networks channels-last).
+Why this is what nnU-Net does on CUDA, moved by one level:
+
+* autocast covers exactly the network's forward, as nnU-Net's ``with autocast(...)`` block covers
+  ``self.network(data)``; the loss then runs outside it, on float32 outputs (nnU-Net computes the loss
+  inside the block, where autocast keeps losses in float32 anyway);
+* the weights, the optimizer state and the gradients stay float32 (autocast casts copies per op); the
+  backward pass follows the recorded casts; bf16 has float32's exponent range, so no gradient scaler
+  is needed (nnU-Net's ``GradScaler`` exists for CUDA's float16 only);
+* parameters and buffers are untouched, so checkpoints are the same in both precisions and load in
+  either; the predictor builds the network through the trainer's ``build_network_architecture``, so
+  ``nnUNetv2_predict``, ``nnunet_ts predict`` and the pseudo-label step get the hooks as well;
+* CUDA inputs pass through untouched (nnU-Net's own float16 autocast applies there).
+
+The precision is decided once per process and configuration (:func:`resolve_cpu_precision`): the
+environment variable ``NNUNET_TS_PRECISION`` (``auto``, ``bf16``, ``fp32``) wins over the configuration's
+``cpu_precision`` setting (``planners.training_settings``), and ``auto`` means bf16 where the CPU has
+native bf16 instructions, float32 elsewhere.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+import torch
+from torch import nn
+
+from nnunet_ts.errors import InputError
+from nnunet_ts.planners.training_settings import CPU_PRECISIONS
+
+ENV_PRECISION = "NNUNET_TS_PRECISION"
+PRECISIONS = CPU_PRECISIONS
+_HOOKED = "_nnunet_ts_cpu_precision"
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU has bf16 instructions (AVX512-BF16 or AMX tiles) and PyTorch's oneDNN uses them."""
+    cpu = torch.cpu
+    native = any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported",
+                                                                 "_is_amx_tile_supported"))
+    return bool(native and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_cpu_precision(setting: str | None = None) -> tuple[str, str]:
+    """``(precision, why)``: ``"bf16"`` or ``"fp32"`` for CPU forward passes, and a line saying why.
+
+    Args:
+        setting: the configuration's ``cpu_precision`` (``auto``, ``bf16``, ``fp32``; None = ``auto``).
+            ``NNUNET_TS_PRECISION`` overrides it when set.
+
+    Raises:
+        InputError: an unknown value (naming where it came from).
+    """
+    env = os.environ.get(ENV_PRECISION, "").strip().lower()
+    requested, source = (env, f"{ENV_PRECISION}={env}") if env else (setting or "auto", "configuration"
+                                                                     if setting else "default")
+    if requested not in PRECISIONS:
+        raise InputError(f"CPU precision {requested!r} from {source} must be one of {', '.join(PRECISIONS)}"
+                         + (f"; fix or unset {ENV_PRECISION}" if env else
+                            "; rewrite the configuration with `nnunet_ts budget-config ... --overwrite`"))
+    if requested != "auto":
+        return requested, f"{requested} ({source})"
+    if cpu_has_native_bf16():
+        return "bf16", f"bf16 ({source} auto: the CPU has native bf16 instructions)"
+    return "fp32", f"fp32 ({source} auto: the CPU has no native bf16 instructions)"
+
+
+@functools.cache
+def _announce(why: str) -> None:
+    print(f"nnunet_ts: CPU forward passes in {why}", file=sys.stderr)
+
+
+def _enter_autocast(module: nn.Module, args):
+    contexts = module.__dict__.setdefault("_nnunet_ts_autocast", [])
+    if not (args and isinstance(args[0], torch.Tensor) and args[0].device.type == "cpu"):
+        contexts.append(None)
+        return None
+    context = torch.autocast("cpu", dtype=torch.bfloat16)
+    context.__enter__()
+    contexts.append(context)
+    if args[0].dim() == 5:  # the layout of the weights (autocast_forward_on_cpu): no reorder per convolution
+        return (args[0].contiguous(memory_format=torch.channels_last_3d), *args[1:])
+    return None
+
+
+def _to_float32(value):
+    if isinstance(value, torch.Tensor):
+        return value.to(torch.float32, memory_format=torch.contiguous_format) if value.is_floating_point() else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_float32(v) for v in value)
+    return value
+
+
+def _leave_autocast(module: nn.Module, args, output):
+    contexts = module.__dict__.get("_nnunet_ts_autocast")
+    context = contexts.pop() if contexts else None
+    if context is None:
+        return None
+    context.__exit__(None, None, None)
+    return _to_float32(output)
+
+
+def autocast_forward_on_cpu(network: nn.Module, precision: str) -> nn.Module:
+    """Makes ``network``'s CPU forward passes run under bf16 autocast when ``precision`` is ``"bf16"``.
+
+    3D networks also get the channels-last layout (``torch.channels_last_3d``: weights converted here,
+    inputs in the pre-hook, outputs returned contiguous), which oneDNN's bf16 convolutions run without
+    reordering (``scripts/benchmarks/cpu_precision.py`` measures both). ``"fp32"`` leaves the network as
+    it is, layout included. Idempotent (a network is hooked once). Returns the network.
+    """
+    if precision == "bf16" and not getattr(network, _HOOKED, False):
+        if any(isinstance(m, nn.Conv3d) for m in network.modules()):
+            network.to(memory_format=torch.channels_last_3d)
+        network.register_forward_pre_hook(_enter_autocast)
+        network.register_forward_hook(_leave_autocast, always_call=True)
+        setattr(network, _HOOKED, True)
+    return network
+
+
+def with_cpu_precision(network: nn.Module, setting: str | None = None) -> nn.Module:
+    """:func:`autocast_forward_on_cpu` with the precision :func:`resolve_cpu_precision` decides (said once
+    on stderr per process and decision)."""
+    precision, why = resolve_cpu_precision(setting)
+    _announce(why)
+    return autocast_forward_on_cpu(network, precision)
