@@ -7,7 +7,7 @@ the nnU-Net way: it plans 702 (the strong cases, with their true masks) and move
 CT + segbox; 702: CT) share one plan apart from the segbox channel.
 
 :func:`plan_differences` lists where two plans differ; the demo stops when the compared networks' plans
-differ anywhere but in the dataset's name (:func:`check_one_plan`). No torch here.
+differ anywhere but in the dataset's name (``nnunet_ts.demo.pipeline.check_one_plan``). No torch here.
 """
 from __future__ import annotations
 
