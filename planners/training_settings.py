@@ -52,6 +52,9 @@ class TrainingSettings:
         cpu_precision: the network's CPU forward passes (training, validation, prediction): ``auto``
             (bf16 where the CPU has native bf16 instructions, else float32), ``bf16`` or ``fp32``; the
             environment variable ``NNUNET_TS_PRECISION`` overrides it (``nnunet_ts.nnunet.cpu_precision``).
+        seed: training seed (torch, numpy, random; ``nnunet_ts.nnunet.seeding``), set before the network is
+            built, so a training on a CPU with ``nnUNet_n_proc_DA=0`` repeats exactly (None: nnU-Net's
+            unseeded training).
     """
 
     budget: tuple[int, int, int] | None = None
@@ -62,6 +65,7 @@ class TrainingSettings:
     box_perturbation: float | None = None
     strong_fraction: float | None = None
     cpu_precision: str = "auto"
+    seed: int | None = None
 
     def check(self, where: str) -> TrainingSettings:
         """Returns self; raises InputError naming ``where`` and the fix on a bad value."""
@@ -84,6 +88,9 @@ class TrainingSettings:
             value = getattr(self, name)
             if value is not None and not _number_in(value, 0, 1):
                 raise InputError(f"{where}: {name} must be a fraction from 0 to 1, got {value!r}; {fix}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)
+                                      or not 0 <= self.seed < 2 ** 32):
+            raise InputError(f"{where}: seed must be an integer from 0 to 2^32 - 1, got {self.seed!r}; {fix}")
         return self
 
     def over(self, defaults: TrainingSettings) -> TrainingSettings:

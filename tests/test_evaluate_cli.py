@@ -144,7 +144,10 @@ def test_missing_prediction_is_an_error_unless_allowed(folders, tmp_path, capsys
     rows = {r["case_id"]: r for r in read_csv(out / PER_CASE_NAME)}
     c = rows["case_c"]
     assert (float(c["dsc"]), float(c["recall"]), c["fn"], c["prediction_missing"]) == (0.0, 0.0, "2", "True")
-    assert json.loads((out / SUMMARY_NAME).read_text())["missing_predictions"] == ["case_c"]
+    assert c["precision"] == "nan"  # nothing predicted: no precision (not 1.0)
+    summary = json.loads((out / SUMMARY_NAME).read_text())
+    assert summary["missing_predictions"] == ["case_c"]
+    assert summary["metrics"]["precision"]["n"] == 2 and summary["metrics"]["f1"]["n"] == 3
 
 
 def test_prediction_without_ground_truth_is_an_error(folders, capsys):

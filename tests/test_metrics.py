@@ -47,13 +47,15 @@ CORNER_PAIR = union(box(0, 2, 0, 2, 0, 2), box(2, 4, 2, 4, 2, 4))  # two 8-voxel
 # (id, pred, gt, spacing_zyx, kwargs, expected subset of CaseMetrics fields)
 CASES = [
     ("empty pred, one lesion", EMPTY, A, ISO, {},
-     dict(dsc=0.0, dsc_tp=NAN, precision=1.0, recall=0.0, f1=0.0, tp=0, fp=0, fn=1,
+     dict(dsc=0.0, dsc_tp=NAN, precision=NAN, recall=0.0, f1=0.0, tp=0, fp=0, fn=1,
           n_gt_lesions=1, n_pred_lesions=0, gt_volume_mm3=125.0, pred_volume_mm3=0.0)),
+    # Nothing to find and nothing predicted: DSC 1 by convention, but no precision, recall or F1
+    # (an empty prediction is not a perfect lesion detector).
     ("empty pred, empty gt", EMPTY, EMPTY, ISO, {},
-     dict(dsc=1.0, dsc_tp=NAN, precision=1.0, recall=1.0, f1=1.0, tp=0, fp=0, fn=0,
+     dict(dsc=1.0, dsc_tp=NAN, precision=NAN, recall=NAN, f1=NAN, tp=0, fp=0, fn=0,
           n_gt_lesions=0, n_pred_lesions=0)),
     ("false positive, empty gt", A, EMPTY, ISO, {},
-     dict(dsc=0.0, dsc_tp=NAN, precision=0.0, recall=1.0, f1=0.0, tp=0, fp=1, fn=0,
+     dict(dsc=0.0, dsc_tp=NAN, precision=0.0, recall=NAN, f1=0.0, tp=0, fp=1, fn=0,
           n_pred_lesions=1, pred_volume_mm3=125.0)),
     ("perfect, two lesions", union(A, B), union(A, B), ISO, {},
      dict(dsc=1.0, dsc_tp=1.0, precision=1.0, recall=1.0, f1=1.0, tp=2, fp=0, fn=0,
@@ -81,9 +83,9 @@ CASES = [
     # Coverage of SLAB exactly 100/400 = 25 %: found. DSC = 2*100 / 500.
     ("coverage at 25 %", TOP, SLAB, ISO, {},
      dict(dsc=0.4, dsc_tp=0.4, precision=1.0, recall=1.0, f1=1.0, tp=1, fp=0, fn=0)),
-    # 99/400 < 25 %: missed; the component lies in the GT, so it is no FP: precision 1 (0/0).
+    # 99/400 < 25 %: missed; the component lies in the GT, so it is no FP: precision 0/0, undefined.
     ("coverage just below 25 %", TOP_99, SLAB, ISO, dict(min_lesion_mm3=50.0),
-     dict(dsc=198 / 499, dsc_tp=NAN, precision=1.0, recall=0.0, f1=0.0, tp=0, fp=0, fn=1,
+     dict(dsc=198 / 499, dsc_tp=NAN, precision=NAN, recall=0.0, f1=0.0, tp=0, fp=0, fn=1,
           n_pred_lesions=1)),
     # Symmetric rule: 100 of the 400 predicted voxels lie in the GT (25 %): not a FP.
     ("pred 25 % inside gt", SLAB, SLAB_LOW, ISO, {},
@@ -201,5 +203,9 @@ def test_summarize_known_values_with_nan_excluded():
 def test_summarize_accepts_case_metrics_and_all_nan():
     summary = summarize([case_metrics(EMPTY, A, ISO), case_metrics(EMPTY, EMPTY, ISO)])
     assert summary["metrics"]["dsc_tp"] == {"mean": None, "std": None, "median": None, "n": 0}
+    assert summary["metrics"]["precision"] == {"mean": None, "std": None, "median": None, "n": 0}
+    # recall: 0 on the case with a lesion, undefined on the tumour-free one; F1 likewise
+    assert summary["metrics"]["recall"] == {"mean": 0.0, "std": 0.0, "median": 0.0, "n": 1}
+    assert summary["metrics"]["f1"]["n"] == 1
     assert summary["metrics"]["dsc"]["mean"] == 0.5
     assert summary["pooled"] == {"tp": 0, "fp": 0, "fn": 1}

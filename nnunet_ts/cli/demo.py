@@ -10,15 +10,20 @@ from nnunet_ts.cli.validators import integer, positive_int
 DESCRIPTION = """\
 Run the paper's experiment end to end and write a report:
 
-  1. synthetic thorax CTs, split by patient into strong (voxel masks), weak (boxes only) and test
-  2. nnU-Net datasets: teacher (CT + segbox), student (CT), weak (CT + drawn boxes)
-  3. stock planning and preprocessing; a budget configuration per network
-  4. the box-guided teacher and the CT-only teacher, trained on the strong cases
-  5. pseudo-labels: the box teacher's soft outputs on the weak cases -> student dataset
-  6. baseline (nnU-Net on strong only), SO student and DO student (dual decoder)
-  7. every network predicts the held-out test set; evaluated with and without keeping the largest
-     connected component (LCC)
-  8. OUT/report/: report.md (tables shaped as the paper's Tables 2-5), bar_chart.png, panels/*.png
+  1. synthetic thorax CTs, split by patient into strong (voxel masks), weak (boxes only) and
+     held-out cases; the held-out patients split into a validation and a test set
+  2. one crop per lung of every case (the paper's input; --no-lung-crops: whole scans)
+  3. nnU-Net datasets: teacher (CT + segbox), student (CT), weak (CT + drawn boxes)
+  4. one plan: stock planning of the strong cases, moved to the students' dataset; a budget
+     configuration per network and training seed
+  5. the box-guided teacher and the unguided CT-only teacher, trained on the strong cases
+  6. pseudo-labels: the box teacher's soft outputs on the weak cases -> student dataset
+  7. baseline (nnU-Net on strong only), SO student and DO student (dual decoder), each once per
+     training seed (--train-seeds)
+  8. every network predicts the held-out cases (crops pasted back onto the whole CT); evaluated with
+     and without keeping the largest connected component (LCC)
+  9. OUT/report/: report.md (test set: tables shaped as the paper's Tables 2-5, each student vs the
+     baseline with a bootstrap 95 % CI; validation set apart), bar_chart.png, panels/*.png
 
 Every step is a stock command (nnUNetv2_* or nnunet_ts ...) and is printed as it runs: after
 `eval "$(nnunet_ts env --root OUT/nnunet)"` each line redoes that step alone. Command output goes to
@@ -35,6 +40,7 @@ examples:
   nnunet_ts demo                                  # scarce scenario, cpu scale, into demo_output/scarce-cpu
   nnunet_ts demo --scenario vast --scale cpu
   nnunet_ts demo --scale gpu --device cuda --out /data/demo
+  nnunet_ts demo --train-seeds 3 --epochs 80                # repeats of baseline, SO and DO
   nnunet_ts demo --cases $nnUNet_raw/cohorts/msd/cases.csv --scale gpu --device cuda   # a real cohort"""
 
 
@@ -63,6 +69,14 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--n-strong", type=positive_int, default=None, help="override the scenario's strong cases")
     p.add_argument("--n-weak", type=positive_int, default=None, help="override the scenario's weak cases")
     p.add_argument("--n-test", type=positive_int, default=None, help="override the scenario's test cases")
+    p.add_argument("--n-validation", type=integer(0), default=None,
+                   help="override the scenario's validation cases (held out like the test cases, for design "
+                        "choices)")
+    p.add_argument("--train-seeds", type=positive_int, default=1, metavar="N",
+                   help="train baseline, SO and DO N times (training seeds 0..N-1); the report averages each "
+                        "case over the seeds")
+    p.add_argument("--lung-crops", action=argparse.BooleanOptionalAction, default=True,
+                   help="train and predict on one crop per lung, scored on the whole CT (the paper's input)")
     p.add_argument("--workers", type=positive_int, default=None,
                    help="processes for synthesis, preprocessing and prediction (default: the preset's)")
     p.set_defaults(func=run)
@@ -78,11 +92,12 @@ def run(args: argparse.Namespace) -> int:
     config = preset(args.scenario, args.scale).with_budget(args.epochs, args.iterations)
     try:
         cohort = Cohort(args.n_strong or config.cohort.n_strong, args.n_weak or config.cohort.n_weak,
-                        args.n_test or config.cohort.n_test)
+                        args.n_test or config.cohort.n_test,
+                        config.cohort.n_validation if args.n_validation is None else args.n_validation)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    config = replace(config, cohort=cohort, seed=args.seed,
-                     num_processes=args.workers or config.num_processes)
+    config = replace(config, cohort=cohort, seed=args.seed, train_seeds=args.train_seeds,
+                     lung_crops=args.lung_crops, num_processes=args.workers or config.num_processes)
     out = args.out or Path("demo_output") / f"{args.scenario}-{args.scale}"
     device = args.device or ("cpu" if args.scale == "cpu" else "cuda")
     if args.cases is not None and not args.cases.exists():

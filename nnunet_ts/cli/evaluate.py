@@ -28,9 +28,11 @@ definitions (per case, in this order):
   TP / FN      a lesion is found (TP) when the kept prediction covers >= --overlap of its
                voxels, else missed (FN).
   FP           a kept predicted component with < --overlap of its voxels in the ground truth.
-  precision    TP / (TP + FP); 1.0 when TP + FP = 0 (no predicted component).
-  recall       TP / (TP + FN); 1.0 when the ground truth has no lesion.
-  F1           2PR / (P + R); 0.0 when P + R = 0.
+  precision    TP / (TP + FP); undefined when TP + FP = 0 (nothing predicted).
+  recall       TP / (TP + FN); undefined when the ground truth has no lesion.
+  F1           2TP / (2TP + FP + FN) (= 2PR / (P + R)); undefined when TP + FP + FN = 0
+               (an empty prediction of a tumour-free case).
+  undefined    NaN in the per-case table, left out of the mean and counted (n).
   DSC-TP       Dice of the found lesions vs the kept components touching them; undefined
                (NaN, left out of the mean, counted) when a case has no TP.
 

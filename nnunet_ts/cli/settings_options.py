@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from nnunet_ts.cli.validators import positive_int
+from nnunet_ts.cli.validators import integer, positive_int
 
 
 def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mirroring_default: bool,
@@ -33,6 +33,8 @@ def add_settings_arguments(p: argparse.ArgumentParser, budget_required: bool, mi
     g.add_argument("--cpu-precision", choices=CPU_PRECISIONS, default="auto",
                    help="CPU forward passes: auto = bf16 where the CPU has native bf16 instructions, else fp32 "
                         "(the environment variable NNUNET_TS_PRECISION overrides it)")
+    g.add_argument("--seed", type=integer(0), default=None,
+                   help="training seed: a CPU training repeats exactly (default: unseeded, as nnU-Net)")
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -46,5 +48,5 @@ def settings_from_args(args: argparse.Namespace):
     settings = TrainingSettings(budget=budget, mirroring=args.mirroring, final_validation=args.final_validation,
                                 dice_smooth=args.dice_smooth, foreground_sampling=args.foreground_sampling,
                                 box_perturbation=args.box_perturbation, strong_fraction=args.strong_fraction,
-                                cpu_precision=args.cpu_precision)
+                                cpu_precision=args.cpu_precision, seed=args.seed)
     return settings.check("the command line") if settings != TrainingSettings() else None

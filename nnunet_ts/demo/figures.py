@@ -1,8 +1,9 @@
 """The demo report's figures: a bar chart of DSC and lesion F1, and image panels of test cases.
 
-* ``bar_chart.png``: DSC and lesion F1 per network, mean ± std, without and with LCC;
+* ``bar_chart.png``: DSC and lesion F1 per network on the test set's tumour-bearing cases, mean ± std over
+  cases, without and with LCC;
 * ``panels/<case>.png``: the axial slice of largest tumour area of a test case: CT, box, ground truth,
-  baseline, SO and DO predictions (each network's case DSC in its title).
+  baseline, SO and DO predictions of training seed 0 on the whole CT (each network's case DSC in its title).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnunet_ts.demo.config import MODELS, STUDENT_ID, TEACHER_ID
+from nnunet_ts.demo.config import MODEL, MODELS, Run
 from nnunet_ts.evaluation.folder import PER_CASE_NAME
 
 POST_LABELS = {"no_postprocessing": "none", "largest_component": "LCC"}
@@ -21,7 +22,10 @@ ZOOM_VOXELS = 48  # side of the zoomed window of the panels' bottom row
 
 
 def bar_chart(results: dict, path: Path) -> Path | None:
-    """DSC and lesion F1 (mean ± std, %) per network, without and with LCC; None without results."""
+    """DSC and lesion F1 (mean ± std, %) per network, without and with LCC; None without results.
+
+    ``results``: ``{model key: {post-processing: {metric: {"mean", "std"}}}}`` (``results.set_table`` rows).
+    """
     models = [m for m in MODELS if m.key in results]
     if not models:
         return None
@@ -34,14 +38,14 @@ def bar_chart(results: dict, path: Path) -> Path | None:
     x = np.arange(len(models))
     for ax, (metric, name) in zip(axes, (("dsc", "DSC"), ("f1", "lesion F1"))):
         for j, (post, label) in enumerate(POST_LABELS.items()):
-            stats = [results[m.key].get(post, {}).get("metrics", {}).get(metric) or {} for m in models]
+            stats = [results[m.key].get(post, {}).get(metric) or {} for m in models]
             means = [100 * (s.get("mean") or 0.0) for s in stats]
             stds = [100 * (s.get("std") or 0.0) for s in stats]
             ax.bar(x + (j - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=3,
                    label="no post-processing" if label == "none" else "largest component")
         ax.set_xticks(x, [m.label.replace(" (", "\n(") for m in models], fontsize=8)
         ax.set_ylim(0, 110)
-        ax.set_ylabel(f"{name} % (mean ± std over test cases)")
+        ax.set_ylabel(f"{name} % (tumour-bearing test cases)")
         ax.set_title(name)
         ax.axvline(1.5, color="grey", lw=0.8, ls="--")
         ax.legend(fontsize=8, loc="upper right")
@@ -61,42 +65,40 @@ def choose_panel_cases(sizes: dict[str, int], n: int) -> list[str]:
     return [with_tumour[i] for i in dict.fromkeys(picks)]
 
 
-def write_panels(demo, out: Path) -> list[Path]:
-    """One PNG per chosen test case: CT, box, ground truth, baseline, SO, DO on one axial slice."""
+def write_panels(demo, out: Path, cases: list[str]) -> list[Path]:
+    """One PNG per chosen case of ``cases``: CT, box, ground truth, baseline, SO, DO (seed 0) on one axial slice."""
+    from nnunet_ts.boxes.segbox import segbox_from_mask
     from nnunet_ts.io.images import read_image
-    from nnunet_ts.nnunet.stock_commands import dataset_folder
+    from nnunet_ts.io.manifest import read_manifest
 
-    labels = demo.test_labels()
-    if demo.config.panels < 1 or not labels.is_dir():
+    labels = demo.held_out_masks()
+    if demo.config.panels < 1 or not labels.is_dir() or not cases:
         return []
-    models = {m.key: m for m in MODELS}
-    if not all(demo.predictions(models[k]).is_dir() for k in PANEL_MODELS):
+    panel_runs = {k: Run(MODEL[k], 0) for k in PANEL_MODELS}
+    if not all(demo.predictions(r).is_dir() for r in panel_runs.values()):
         return []
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    gts = {p.name[:-len(".nii.gz")]: p for p in sorted(labels.glob("*.nii.gz"))}
-    masks = {c: read_image(p)[0] > 0 for c, p in gts.items()}
-    cases = choose_panel_cases({c: int(m.sum()) for c, m in masks.items()}, demo.config.panels)
-    case_dsc = {k: _per_case_dsc(demo.evaluation(models[k], "no_postprocessing") / PER_CASE_NAME)
-                for k in PANEL_MODELS}
-    student_ts = dataset_folder(demo.raw, STUDENT_ID) / "imagesTs"
-    teacher_ts = dataset_folder(demo.raw, TEACHER_ID) / "imagesTs"
+    masks = {c: read_image(labels / f"{c}.nii.gz")[0] > 0 for c in cases}
+    chosen = choose_panel_cases({c: int(m.sum()) for c, m in masks.items()}, demo.config.panels)
+    case_dsc = {k: _per_case_dsc(demo.evaluation(r, "no_postprocessing") / PER_CASE_NAME)
+                for k, r in panel_runs.items()}
+    cts = {r.case_id: r.ct for r in read_manifest(demo.cases)}
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for case in cases:
-        ct, geometry = read_image(student_ts / f"{case}_0000.nii.gz")
-        box_file = teacher_ts / f"{case}_0001.nii.gz"
-        box = read_image(box_file)[0] > 0.5 if box_file.is_file() else np.zeros_like(masks[case])
+    for case in chosen:
+        ct, geometry = read_image(cts[case])
         gt = masks[case]
+        box = segbox_from_mask(gt)
         z = int(np.argmax(gt.reshape(gt.shape[0], -1).sum(1)))
-        columns = [("CT", None), ("box", box), ("ground truth", gt)]
-        for key in PANEL_MODELS:
-            pred = read_image(demo.predictions(models[key]) / f"{case}.nii.gz")[0] > 0
+        columns = [("CT", None), ("box", box > 0), ("ground truth", gt)]
+        for key, run in panel_runs.items():
+            pred = read_image(demo.predictions(run) / f"{case}.nii.gz")[0] > 0
             dsc = case_dsc[key].get(case)
-            columns.append((f"{models[key].label}" + ("" if dsc is None else f"\nDSC {100 * dsc:.0f} %"), pred))
+            columns.append((f"{MODEL[key].label}" + ("" if dsc is None else f"\nDSC {100 * dsc:.0f} %"), pred))
         aspect = geometry.spacing_zyx[1] / geometry.spacing_zyx[2]  # rows: y, columns: x
         zoom = _zoom_window(gt[z], ZOOM_VOXELS)
         fig, axes = plt.subplots(2, len(columns), figsize=(2.4 * len(columns), 5.0))

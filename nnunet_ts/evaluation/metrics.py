@@ -30,12 +30,17 @@ Definitions, applied per case in this order (see ``docs/method.md`` "Evaluation"
 
    TP counts found ground-truth lesions and FP counts predicted components, so one component that
    covers a small lesion but lies mostly outside the ground truth makes one TP *and* one FP.
-6. **precision** = TP / (TP + FP), 1.0 when TP + FP == 0 (no predicted component, or only
-   components inside the ground truth too small to find a lesion); **recall** = TP / (TP + FN),
-   1.0 when the ground truth has no lesion; **F1** = 2PR / (P + R), 0.0 when P + R == 0.
+6. **precision** = TP / (TP + FP), *undefined* (NaN) when TP + FP == 0 (no predicted component
+   counted: an empty prediction, or only components inside the ground truth too small to find a
+   lesion); **recall** = TP / (TP + FN), undefined (NaN) when the ground truth has no lesion;
+   **F1** = 2TP / (2TP + FP + FN) (= 2PR / (P + R) where both are defined), undefined (NaN) when
+   TP + FP + FN == 0, i.e. an empty prediction of a tumour-free case. An empty prediction is not
+   a perfect one: on a tumour-free case it has no precision, recall or F1 to average (report its
+   false positives instead: ``fp``), and on a case with tumour its F1 is 0.
 7. **DSC-TP**: Dice between the ground truth restricted to the found lesions and the filtered
    prediction restricted to the components that touch (share a voxel with) a found lesion. NaN
-   when the case has no TP; :func:`summarize` excludes NaN from the mean and reports the count.
+   when the case has no TP. :func:`summarize` excludes every NaN (undefined metric) from the mean
+   and reports the count n per metric.
 
 Per case also: ``n_gt_lesions``, ``n_pred_lesions`` (after filtering), ``gt_volume_mm3`` and
 ``pred_volume_mm3`` (the prediction the DSC sees: after steps 1-2, before filtering).
@@ -100,9 +105,9 @@ class CaseMetrics:
 
     dsc: float
     dsc_tp: float  # NaN when tp == 0
-    precision: float
-    recall: float
-    f1: float
+    precision: float  # NaN when tp + fp == 0
+    recall: float  # NaN when the ground truth has no lesion
+    f1: float  # NaN when tp + fp + fn == 0
     tp: int
     fp: int
     fn: int
@@ -202,9 +207,9 @@ def evaluate_case(pred: np.ndarray, gt: np.ndarray, spacing_zyx: Sequence[float]
 
     tp, fp = int(found.sum()), int(false_positive.sum())
     fn = n_gt - tp
-    precision = tp / (tp + fp) if tp + fp else 1.0
-    recall = tp / (tp + fn) if tp + fn else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision = tp / (tp + fp) if tp + fp else math.nan
+    recall = tp / (tp + fn) if tp + fn else math.nan
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
 
     dsc_tp = math.nan
     if tp:

@@ -8,6 +8,7 @@ import torch
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.cpu_conv import use_onednn_for_single_patches
 from nnunet_ts.nnunet.cpu_precision import resolve_cpu_precision, with_cpu_precision
+from nnunet_ts.nnunet.seeding import seed_training
 from nnunet_ts.planners.training_settings import TrainingSettings, training_settings
 
 
@@ -48,6 +49,9 @@ class SettingsFromPlansMixin:
         self.print_to_log_file(f"nnunet_ts settings of {where}: {self.settings}")
         if self.device.type == "cpu":
             self.print_to_log_file(f"CPU forward passes in {resolve_cpu_precision(self.settings.cpu_precision)[1]}")
+        # --- training seed (nnunet_ts.nnunet.seeding): before initialize() builds the network
+        if self.settings.seed is not None:
+            seed_training(self.settings.seed)
 
     def _set_batch_size_and_oversample(self):
         super()._set_batch_size_and_oversample()
