@@ -134,8 +134,11 @@ def test_every_trainer_trains_and_predicts_in_either_cpu_precision(name, kind, p
     monkeypatch.setenv("NNUNET_TS_PRECISION", precision)  # fp32: as on a CPU without bf16 instructions
     trainer = make_trainer(trainer_class(name), preprocessed(kind), settings=TINY)
     assert getattr(trainer.network, "_nnunet_ts_cpu_precision", False) == (precision == "bf16")
-    convs = [m for m in trainer.network.modules() if isinstance(m, torch.nn.Conv3d)]
+    # weights whose two layouts differ (1 input channel or a 1x1x1 kernel is both at once)
+    convs = [m for m in trainer.network.modules() if isinstance(m, torch.nn.Conv3d)
+             and m.weight.shape[1] > 1 and m.weight.shape[2:].numel() > 1]
     channels_last = [c.weight.is_contiguous(memory_format=torch.channels_last_3d) for c in convs]
+    assert convs
     assert all(channels_last) if precision == "bf16" else not any(channels_last)
     trainer.dataloader_train, trainer.dataloader_val = trainer.get_dataloaders()
     trainer.network.train()
