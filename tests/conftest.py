@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories.case_factory import write_cases
-from tests.factories.stock import TINY, prefix, run, set_roots
+from tests.factories.stock import MODEL_LOAD_REACHED, TINY, prefix, run, set_roots
 
 
 @dataclass(frozen=True)
@@ -146,3 +146,18 @@ def in_root(monkeypatch):
     """``in_root(root)`` points this process's nnU-Net at ``root`` for one test."""
     return lambda root: set_roots(monkeypatch, root)
 
+
+
+@pytest.fixture
+def unloaded_model(ct_model, monkeypatch) -> Path:
+    """``ct_model``'s folder, with ``nnunet_ts predict``'s network loading replaced by an InputError whose
+    message is :data:`MODEL_LOAD_REACHED`: a test sees whether a command got as far as loading the model
+    (bad input must be reported before it). Tests using it run in the ``ct_model`` xdist group."""
+    from nnunet_ts.errors import InputError
+    from nnunet_ts.inference import predict
+
+    def reached(*args, **kwargs):
+        raise InputError(MODEL_LOAD_REACHED)
+
+    monkeypatch.setattr(predict, "load_predictor", reached)
+    return ct_model.folder

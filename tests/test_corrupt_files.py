@@ -12,6 +12,7 @@ from nnunet_ts.cli.main import main
 from nnunet_ts.errors import EXIT_BAD_INPUT, InputError
 from nnunet_ts.io.images import read_header, read_image
 from tests.factories.case_factory import write_cases
+from tests.factories.stock import MODEL_LOAD_REACHED
 
 SHAPE = (16, 32, 32)  # z, y, x; int16: 32768 bytes of voxels
 VOXEL_BYTES = 16 * 32 * 32 * 2
@@ -70,7 +71,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, compressed, damage, detail", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_damaged_file_raises_one_input_error_naming_it(tmp_path, capsys, name, compressed, damage, detail):
+@pytest.mark.xdist_group("ct_model")
+def test_damaged_file_raises_one_input_error_naming_it(tmp_path, capsys, name, compressed, damage, detail,
+                                                       unloaded_model):
     array, image = _image()
     path = tmp_path / name
     sitk.WriteImage(image, str(path), useCompression=compressed)
@@ -81,7 +84,7 @@ def test_damaged_file_raises_one_input_error_naming_it(tmp_path, capsys, name, c
         with pytest.raises(InputError, match=rf"^{message}$"):
             reader(path, "CT")
     # the real command (predict reads every one of these formats, before loading a model)
-    code, err = _run(capsys, ["predict", str(path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)])
+    code, err = _run(capsys, ["predict", str(path), str(tmp_path / "out.nii.gz"), "-m", str(unloaded_model)])
     assert code == EXIT_BAD_INPUT and re.search(rf"^nnunet_ts predict: error: {message}$", err, re.MULTILINE)
 
 
@@ -140,12 +143,13 @@ def test_evaluate_refuses_a_cut_prediction(tmp_path, capsys):
     assert code == EXIT_BAD_INPUT and f"prediction {pred / 'case_001.nii.gz'} is truncated or corrupt" in err
 
 
-def test_predict_refuses_a_cut_ct_before_loading_the_model(tmp_path, capsys):
+@pytest.mark.xdist_group("ct_model")
+def test_predict_refuses_a_cut_ct_before_loading_the_model(tmp_path, capsys, unloaded_model):
     write_cases(tmp_path / "cases", n_strong=1, n_weak=0)
     ct = tmp_path / "cases" / "case_000_ct.nii.gz"
     _cut(ct, lambda n: 3000)
-    code, err = _run(capsys, ["predict", str(ct), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)])
-    assert code == EXIT_BAD_INPUT and f"CT {ct} is truncated or corrupt" in err
+    code, err = _run(capsys, ["predict", str(ct), str(tmp_path / "out.nii.gz"), "-m", str(unloaded_model)])
+    assert code == EXIT_BAD_INPUT and f"CT {ct} is truncated or corrupt" in err and MODEL_LOAD_REACHED not in err
     assert not (tmp_path / "out.nii.gz").exists()
 
 

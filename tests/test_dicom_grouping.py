@@ -16,6 +16,7 @@ from nnunet_ts.cli.main import main
 from nnunet_ts.errors import EXIT_BAD_INPUT, InputError, InputWarning
 from nnunet_ts.io.dicom import NO_UID_PREFIX, choose_ct_series, ct_exclusion_reason, discover_series, read_ct
 from nnunet_ts.synth.dicom_export import SeriesSpec, rotation, write_series
+from tests.factories.stock import MODEL_LOAD_REACHED
 
 SHAPE = (6, 12, 10)  # z, y, x
 SPACING = (0.8, 0.7, 2.5)  # x, y, z mm
@@ -96,7 +97,8 @@ def test_series_read_like_simpleitk(tmp_path, variant):
     assert_equals_simpleitk(read_ct(series), tmp_path / "ct", s.hu)
 
 
-def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(tmp_path, capsys):
+@pytest.mark.xdist_group("ct_model")
+def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(tmp_path, capsys, unloaded_model):
     rng = np.random.default_rng(1)
     first = spec(rng)
     write_series(tmp_path / "a", first, rng)
@@ -115,13 +117,13 @@ def test_blank_uid_series_are_split_by_geometry_and_chosen_by_their_made_up_uid(
     with pytest.warns(InputWarning):
         chosen = choose_ct_series(tmp_path, wanted.series_uid)
     assert_equals_simpleitk(read_ct(chosen), tmp_path / "a", first.hu)
-    # the real command: asks for --series-uid, then reads the chosen one (and stops at the missing model)
-    argv = ["predict", str(tmp_path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path / "model")]
+    # the real command: two scans need an OUTPUT folder; --series-uid reads the chosen one, then the model
+    argv = ["predict", str(tmp_path), str(tmp_path / "out.nii.gz"), "-m", str(unloaded_model)]
     assert main(argv) == EXIT_BAD_INPUT
-    assert "holds 2 CT series: no-uid-" in capsys.readouterr().err
+    assert "holds 2 scans; OUTPUT must then be a folder" in capsys.readouterr().err
     assert main(argv + ["--series-uid", wanted.series_uid]) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
-    assert "CT series" not in err and "has no plans.json" in err
+    assert "CT series" not in err and MODEL_LOAD_REACHED in err
 
 
 def _tilt(ds, _):
@@ -158,7 +160,8 @@ STACK_FAULTS = [
 
 
 @pytest.mark.parametrize("name, edit, drop, message", STACK_FAULTS, ids=[f[0] for f in STACK_FAULTS])
-def test_irregular_stacks_are_refused_with_the_reason(tmp_path, capsys, name, edit, drop, message):
+@pytest.mark.xdist_group("ct_model")
+def test_irregular_stacks_are_refused_with_the_reason(tmp_path, capsys, name, edit, drop, message, unloaded_model):
     rng = np.random.default_rng(2)
     written = write_series(tmp_path / "ct", spec(rng), rng)
     if drop:
@@ -173,9 +176,10 @@ def test_irregular_stacks_are_refused_with_the_reason(tmp_path, capsys, name, ed
     with pytest.raises(InputError, match=message):
         read_ct(series)
     # the real command: one line, exit 3, before any model is loaded
-    code = main(["predict", str(tmp_path / "ct"), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)])
+    code = main(["predict", str(tmp_path / "ct"), str(tmp_path / "out.nii.gz"), "-m", str(unloaded_model)])
     err = capsys.readouterr().err
     assert code == EXIT_BAD_INPUT and re.search(message, err) and "Traceback" not in err
+    assert MODEL_LOAD_REACHED not in err
 
 
 def test_no_dicom_message_counts_what_was_found(tmp_path, capsys):
@@ -200,9 +204,10 @@ def test_no_usable_series_message_lists_each_series_and_why(tmp_path, capsys):
         choose_ct_series(tmp_path)
     assert "(PT, 6 file(s)): not CT (PET)" in str(error.value)
     assert "(CT, 1 file(s)): 1 slice(s), not a volume" in str(error.value)
-    # the real command (its own, shorter message)
+    # the real command: each series left out, with its reason
     assert main(["predict", str(tmp_path), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path)]) == EXIT_BAD_INPUT
-    assert "holds no CT series (found: CT, PT)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds no CT scan" in err and "not CT (PET)" in err and "1 slice(s), not a volume" in err
 
 
 def test_file_without_preamble_is_still_dicom(tmp_path):
@@ -220,7 +225,8 @@ def test_file_without_preamble_is_still_dicom(tmp_path):
     assert_equals_simpleitk(read_ct(series), tmp_path / "ct", s.hu)
 
 
-def test_predict_reads_an_anonymised_series_without_uids(tmp_path, capsys):
+@pytest.mark.xdist_group("ct_model")
+def test_predict_reads_an_anonymised_series_without_uids(tmp_path, capsys, unloaded_model):
     from nnunet_ts.inference.predict import read_ct_input
 
     rng = np.random.default_rng(6)
@@ -230,8 +236,8 @@ def test_predict_reads_an_anonymised_series_without_uids(tmp_path, capsys):
     with pytest.warns(InputWarning, match="no SeriesInstanceUID"):
         image = read_ct_input(tmp_path)
     assert_equals_simpleitk(image, tmp_path / "ct", s.hu)
-    # the command reads the CT (one warning line) and only then stops, at the missing model
-    code = main(["predict", str(tmp_path / "ct"), str(tmp_path / "out.nii.gz"), "-m", str(tmp_path / "model")])
+    # the command reads the CT (one warning line) and only then reaches the model
+    code = main(["predict", str(tmp_path / "ct"), str(tmp_path / "out.nii.gz"), "-m", str(unloaded_model)])
     err = capsys.readouterr().err
     assert f"nnunet_ts predict: warning: 6 DICOM file(s) under {tmp_path / 'ct'} have no SeriesInstanceUID" in err
-    assert code == EXIT_BAD_INPUT and "no DICOM file" not in err and "has no plans.json" in err
+    assert code == EXIT_BAD_INPUT and "no DICOM file" not in err and MODEL_LOAD_REACHED in err

@@ -147,11 +147,14 @@ def test_gradients_reach_the_box_decoder_only_from_the_box_loss(dual_env):
 
 
 class _SegmentationPath(torch.nn.Module):
-    """The dual network's encoder + segmentation decoder, nothing else."""
+    """The dual network's encoder + segmentation decoder, nothing else (in the network's CPU precision)."""
 
     def __init__(self, network):
+        from nnunet_ts.nnunet.cpu_precision import autocast_forward_on_cpu
+
         super().__init__()
         self.encoder, self.decoder = network.encoder, network.decoder
+        autocast_forward_on_cpu(self, "bf16" if getattr(network, "_nnunet_ts_cpu_precision", False) else "fp32")
 
     def forward(self, x):
         return self.decoder(self.encoder(x))

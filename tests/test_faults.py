@@ -273,9 +273,10 @@ from pathlib import Path
 from nnunet_ts.demo.config import Budget, Cohort, DemoConfig
 from nnunet_ts.demo.pipeline import Demo, run_demo
 
-# the demo's first steps only: the synthetic cohort and the teacher dataset
+# the demo's first steps only: the synthetic cohort, its sets and lung crops, and the teacher dataset
+FIRST = ("synth", "sets", "lung_crops", "dataset_teacher")
 original = Demo.steps
-Demo.steps = lambda self: original(self)[:2]
+Demo.steps = lambda self: [step for step in original(self) if step.name in FIRST]
 config = DemoConfig("scarce", "cpu", Cohort(n_strong=4, n_weak=1, n_test=1), synth_shape=(24, 48, 48),
                     tiny_patch=(24, 48, 48), teacher_budget=Budget(1, 2, 1), student_budget=Budget(1, 2, 1),
                     panels=1, num_processes=1)
@@ -284,9 +285,10 @@ run_demo(Demo(config, Path(sys.argv[1]), echo=print))
 
 
 def test_demo_killed_in_its_first_steps_resumes_to_the_same_cohort_and_datasets(tmp_path):
-    """The demo (its first 2 steps: synth and the teacher dataset, each a `nnunet_ts` child process)
-    killed with its children during a seeded step, rerun: the cohort and the raw dataset are the
-    bytes of an uninterrupted run, and both steps are marked done. (Later steps train networks:
+    """The demo (its first steps: synth, sets, lung crops and the teacher dataset) killed with its
+    children during a seeded step (synth or the teacher dataset, each a `nnunet_ts` child process),
+    rerun: the cohort, its crops and the raw dataset are the bytes of an uninterrupted run, and every
+    step is marked done. (Later steps train networks:
     their resume is tested by test_demo.py with the step markers, and by nnU-Net's checkpoints.)"""
     from nnunet_ts.demo.config import TEACHER_ID
 
@@ -300,7 +302,7 @@ def test_demo_killed_in_its_first_steps_resumes_to_the_same_cohort_and_datasets(
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
     def outputs():
-        return {**_tree(out / "cases"), **_tree(out / "nnunet" / "nnUNet_raw")}
+        return {**_tree(out / "cases"), **_tree(out / "cases_lung_crops"), **_tree(out / "nnunet" / "nnUNet_raw")}
 
     run_to_end()
     reference = outputs()
@@ -314,7 +316,7 @@ def test_demo_killed_in_its_first_steps_resumes_to_the_same_cohort_and_datasets(
     run_to_end()
     assert outputs() == reference
     assert sorted(p.name for p in (out / ".steps").iterdir()) == sorted(
-        f"{s}.done" for s in ("synth", "dataset_teacher"))
+        f"{s}.done" for s in ("synth", "sets", "lung_crops", "dataset_teacher"))
     _assert_no_leftovers(out)
     _assert_no_leftovers(raw)
 

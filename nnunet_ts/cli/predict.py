@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ts.inference.model_package import read_model_info, trained_folds
     from nnunet_ts.inference.predict import PredictOptions, load_predictor
 
+    discovery = find_cases(args.input, args.series_uid)  # the scans first: their errors before the model's
     info = read_model_info(args.model, os.environ.get("nnUNet_raw") or None)
     if info.is_teacher and args.boxes is None:
         raise InputError(f"model {args.model} is a box-guided teacher (channels {list(info.channels)}): pass "
@@ -100,7 +101,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(str(exc)) from None
 
-    discovery = find_cases(args.input, args.series_uid)
     cases, output = discovery.cases, Path(args.output)
     single_file = str(output).endswith(".nii.gz")
     if single_file and len(cases) > 1:

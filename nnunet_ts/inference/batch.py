@@ -76,7 +76,8 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
     """Predict every job not finished earlier; returns what happened.
 
     Args:
-        load_predictor: returns the predictor; called once, only when a job is not finished.
+        load_predictor: returns the predictor; called once, after the first unfinished scan was read
+            (a bad scan is reported before the model loads).
         settings: everything that changes a result (model, options); stored per case for resume.
         model_inputs: files whose change makes outputs stale (the model's checkpoints).
         segbox_for: ``(job, image) -> segbox`` for a box-guided teacher (None: CT-only model).
@@ -110,7 +111,13 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
                              f"--overwrite to replace it or choose another OUTPUT")
         else:
             todo.append((job, record, outputs, case_settings))
-    predictor = load_predictor() if todo else None
+    loaded = []
+
+    def predictor():
+        if not loaded:
+            loaded.append(load_predictor())
+        return loaded[0]
+
     for job, record, outputs, case_settings in tqdm(todo, desc="predict", unit="scan", disable=not progress or
                                                     len(todo) < 2):
         try:
@@ -129,16 +136,17 @@ def run_jobs(jobs: Sequence[CaseJob], load_predictor: Callable[[], object], opti
     return summary
 
 
-def predict_job(job: CaseJob, predictor, options: PredictOptions, outputs: dict[str, Path],
+def predict_job(job: CaseJob, predictor: Callable[[], object], options: PredictOptions, outputs: dict[str, Path],
                 segbox_for: Callable | None) -> list[str]:
-    """Segment one case and write its outputs; returns the lines to print."""
+    """Segment one case and write its outputs; returns the lines to print. ``predictor()`` gives the
+    predictor (loaded once the scan and its boxes were read)."""
     import SimpleITK as sitk
 
     from nnunet_ts.inference.predict import predict_ct, write_like
 
     image = job.case.read()
     segbox = segbox_for(job, image) if segbox_for is not None else None
-    result = predict_ct(image, predictor, options, segbox=segbox)
+    result = predict_ct(image, predictor(), options, segbox=segbox)
     written = []
     if "nifti" in outputs:
         write_like(result.output, image, outputs["nifti"])

@@ -104,10 +104,11 @@ def find_cases(input_path: str | Path, series_uid: str | None = None) -> Discove
                              f"({', '.join(IMAGE_ENDINGS)})")
         return Discovery([Case(image_case_id(path), path)])
     images = sorted(p for p in path.iterdir() if p.is_file() and p.name.lower().endswith(IMAGE_ENDINGS))
+    no_dicom = None
     try:
         series = discover_series(path, progress=True)
-    except InputError:
-        series = []
+    except InputError as exc:  # no DICOM file (the reason says what was found instead)
+        series, no_dicom = [], str(exc)
     ignored, cts = [], []
     for s in series:
         reason = ct_exclusion_reason(s)
@@ -127,7 +128,7 @@ def find_cases(input_path: str | Path, series_uid: str | None = None) -> Discove
             case_id += "_" + re.sub(r"\D", "", s.series_uid)[-8:]
         cases.append(Case(case_id, s.folder, s))
     if not cases:
-        found = f" (left out: {'; '.join(ignored)})" if ignored else ""
+        found = f" (left out: {'; '.join(ignored)})" if ignored else f" ({no_dicom})" if no_dicom else ""
         raise InputError(f"{path} holds no CT scan: no image file ({', '.join(IMAGE_ENDINGS)}) at its top "
                          f"level and no DICOM CT series below it{found}")
     seen: dict[str, Case] = {}

@@ -52,3 +52,7 @@ def set_roots(mp: pytest.MonkeyPatch, root: Path, create: bool = False) -> Path:
         if create:
             Path(v).mkdir(parents=True, exist_ok=True)
     return Path(root)
+
+
+# the message of the ``unloaded_model`` fixture's stand-in for predict's model loading (tests/conftest.py)
+MODEL_LOAD_REACHED = "test: the model's network would load here"
