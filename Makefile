@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.py
 
 ## the main job: the paper's experiment on synthetic data (teachers, pseudo-labels, students, report)
 ## SCENARIO=scarce|vast; EPOCHS=80 trains every network 80 x 25 iterations (the student comparison,
-## about 85 min on 2 cores) into its own folder; rerunning resumes, `make clean-demo` starts afresh
+## 85 min on 2 cores before the 60-case held-out set; not measured since) into its own folder; rerunning resumes, `make clean-demo` starts afresh
 SCENARIO ?= scarce
 EPOCHS ?=
 demo: setup

@@ -32,7 +32,7 @@ it stopped (an interrupted training continues from its latest checkpoint, writte
 its budget); --overwrite starts afresh.
 
 Scenarios: scarce (few strong, many weak: the setting where the students should win) and vast
-(similar sizes). Scales: cpu (3d_tiny network, short budgets; about 25 min on a 2-core CPU) and gpu
+(similar sizes). Scales: cpu (3d_tiny network, short budgets, for a 2-core CPU) and gpu
 (nnU-Net's 3d_fullres plans, 300 x 250 iterations per network, larger cohorts)."""
 
 EPILOG = """\
@@ -52,7 +52,7 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--scenario", choices=SCENARIOS, default="scarce",
                    help="cohort sizes: scarce (few strong, many weak) or vast (similar sizes)")
     p.add_argument("--scale", choices=SCALES, default="cpu",
-                   help="cpu: 3d_tiny and short budgets (about 25 min, 2 cores); gpu: 3d_fullres, long budgets")
+                   help="cpu: 3d_tiny and short budgets (a 2-core CPU); gpu: 3d_fullres, long budgets")
     p.add_argument("--out", type=Path, default=None, metavar="DIR",
                    help="output folder (default: demo_output/<scenario>-<scale>); rerun to resume")
     p.add_argument("--overwrite", action="store_true",
