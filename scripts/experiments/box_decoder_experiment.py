@@ -134,6 +134,9 @@ class Experiment:
         self.out, self.device, self.np = out.resolve(), device, np_
         self.demo = stored_demo(demo.resolve())
         self.config = self.demo.config
+        if getattr(self.config, "lung_crops", False) or (self.demo.out / "sets.json").exists():
+            raise SystemExit(f"{self.demo.out} is a demo of the current layout (lung crops, training seeds, "
+                             f"validation and test sets); this experiment reads the earlier layout only")
         for model in REFERENCE:
             try:
                 trained = (self.demo.model_folder(model) / "fold_all" / "checkpoint_final.pth").is_file()
