@@ -131,6 +131,21 @@ def _geometry_key(ds) -> tuple:
             str(ds.get("SeriesDescription", "") or ""))
 
 
+def series_from_header(ds, series_uid: str, uid_missing: bool = False) -> DicomSeries:
+    """A series record (no files yet) from one of its files' header (a pydicom Dataset)."""
+    iop = ds.get("ImageOrientationPatient")
+    return DicomSeries(
+        series_uid=series_uid, study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        patient_id=str(ds.get("PatientID", "") or ""), modality=str(ds.get("Modality", "")).upper(),
+        sop_class_uid=str(ds.get("SOPClassUID", "")),
+        image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
+        orientation=tuple(float(v) for v in iop) if iop is not None else None,
+        study_date=str(ds.get("StudyDate", "") or ""),
+        samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1), uid_missing=uid_missing)
+
+
 def discover_series(root: str | Path, progress: bool = False) -> list[DicomSeries]:
     """All DICOM series under ``root`` (recursively).
 
@@ -168,17 +183,7 @@ def discover_series(root: str | Path, progress: bool = False) -> list[DicomSerie
             uid = NO_UID_PREFIX + hashlib.sha1(repr(key).encode()).hexdigest()[:10]
         series = found.get(uid)
         if series is None:
-            iop = ds.get("ImageOrientationPatient")
-            series = DicomSeries(
-                series_uid=uid, study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-                patient_id=str(ds.get("PatientID", "") or ""), modality=str(ds.get("Modality", "")).upper(),
-                sop_class_uid=str(ds.get("SOPClassUID", "")),
-                image_type=tuple(str(v).upper() for v in (ds.get("ImageType") or [])),
-                description=str(ds.get("SeriesDescription", "") or ""),
-                frame_of_reference=str(ds.get("FrameOfReferenceUID", "") or ""),
-                orientation=tuple(float(v) for v in iop) if iop is not None else None,
-                study_date=str(ds.get("StudyDate", "") or ""),
-                samples_per_pixel=int(ds.get("SamplesPerPixel", 1) or 1), uid_missing=uid_missing)
+            series = series_from_header(ds, uid, uid_missing)
             found[uid] = series
             numbers[uid] = int(ds.get("SeriesNumber", 0) or 0)
         ipp = ds.get("ImagePositionPatient")

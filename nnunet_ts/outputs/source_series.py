@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_ts.errors import InputError
-from nnunet_ts.io.dicom import DicomSeries, ct_exclusion_reason, slice_normal, slice_spacing, sorted_slices
+from nnunet_ts.io.dicom import (
+    DicomSeries,
+    ct_exclusion_reason,
+    series_from_header,
+    slice_normal,
+    slice_spacing,
+    sorted_slices,
+)
 
 # Patient and study attributes every derived object copies; DICOM requires them present (type 2) but
 # anonymised series often drop some, so the in-memory headers get them empty.
@@ -89,16 +96,7 @@ def load_source_series(source_files: Sequence[str | Path]) -> SourceSeries:
         raise InputError(f"the CT files belong to {len(by_series)} series ({counts}); pass the files of one "
                          f"CT series only")
     first = datasets[0]
-    iop = first.get("ImageOrientationPatient")
-    series = DicomSeries(
-        series_uid=str(first.get("SeriesInstanceUID", "")), study_uid=str(first.get("StudyInstanceUID", "")),
-        patient_id=str(first.get("PatientID", "") or ""), modality=str(first.get("Modality", "")).upper(),
-        sop_class_uid=str(first.get("SOPClassUID", "")),
-        image_type=tuple(str(v).upper() for v in (first.get("ImageType") or [])),
-        description=str(first.get("SeriesDescription", "") or ""),
-        frame_of_reference=str(first.get("FrameOfReferenceUID", "") or ""),
-        orientation=tuple(float(v) for v in iop) if iop is not None else None,
-        samples_per_pixel=int(first.get("SamplesPerPixel", 1) or 1))
+    series = series_from_header(first, str(first.get("SeriesInstanceUID", "")))
     for f, ds in zip(files, datasets):
         ipp = ds.get("ImagePositionPatient")
         series.files.append(f)
