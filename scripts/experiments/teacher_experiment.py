@@ -81,6 +81,10 @@ def main() -> int:
     ap.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=list(RUNS),
                     help="which networks to train and test")
     ap.add_argument("--np", type=int, default=max(1, (os.cpu_count() or 2) // 2), help="CPU workers")
+    ap.add_argument("--train-seed", type=int, default=None,
+                    help="training seed of every network (budget-config --seed; default: unseeded)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="stop after synthesis, datasets and planning (a base that several runs copy)")
     args = ap.parse_args()
 
     out = args.out.resolve()
@@ -108,20 +112,24 @@ def main() -> int:
                           (CT_ONLY_ID, f"nnUNetv2_plan_and_preprocess -d {CT_ONLY_ID} -c 3d_fullres "
                                        f"-np {args.np} --verify_dataset_integrity")):
         plans_file = next(iter(pre.glob(f"Dataset{did}_*/nnUNetPlans.json")), None)
-        missing = [c for c in sorted({c for d, _, c in RUNS.values() if d == did})
-                   if plans_file is None or not has_configuration(plans_file, c)]
-        if missing:
-            t0 = time.time()
-            if plans_file is None:
-                runner.run(plan_cmd, f"plan_{did}")
-            if args.scale == "cpu":
-                runner.run(f"nnunet_ts tiny-plans -d {did} --overwrite", f"tiny_plans_{did}")
-            for configuration in missing:
-                runner.run(f"nnunet_ts budget-config -d {did} -c {configuration} --source {source} "
-                           f"--epochs {args.epochs} --iterations {args.iterations} --val-iterations {VAL_ITERATIONS} "
-                           f"--no-mirroring --final-validation except_fold_all"
-                           f"{CONFIGURATION_OPTIONS[configuration]} --overwrite", f"budget_{did}_{configuration}")
-            timings[f"plan_{did}"] = time.time() - t0
+        t0 = time.time()
+        if plans_file is None:
+            runner.run(plan_cmd, f"plan_{did}")
+            plans_file = next(iter(pre.glob(f"Dataset{did}_*/nnUNetPlans.json")))
+        if args.scale == "cpu" and not has_configuration(plans_file, "3d_tiny"):
+            runner.run(f"nnunet_ts tiny-plans -d {did} --overwrite", f"tiny_plans_{did}")
+        if args.prepare_only:
+            continue
+        seed = "" if args.train_seed is None else f" --seed {args.train_seed}"
+        # written on every run, so that a rerun with another budget or seed trains on what it asks for
+        for configuration in sorted({c for d, _, c in RUNS.values() if d == did}):
+            runner.run(f"nnunet_ts budget-config -d {did} -c {configuration} --source {source} "
+                       f"--epochs {args.epochs} --iterations {args.iterations} --val-iterations {VAL_ITERATIONS} "
+                       f"--no-mirroring --final-validation except_fold_all{seed}"
+                       f"{CONFIGURATION_OPTIONS[configuration]} --overwrite", f"budget_{did}_{configuration}")
+        timings[f"plan_{did}"] = time.time() - t0
+    if args.prepare_only:
+        return 0
 
     results = out / "nnUNet_results"
 
@@ -192,7 +200,8 @@ def main() -> int:
               "ct_only": "CT-only network (paper: point guided)"}
     lines = [f"Teacher experiment: {args.n_strong} strong training cases, {args.n_test} test cases, "
              f"scale {args.scale} ({source}), budget {args.epochs} x {args.iterations} iterations, "
-             f"seed {args.seed}, sliding-window step {args.step_size:g}.", "",
+             f"seed {args.seed}, training seed {args.train_seed}, "
+             f"sliding-window step {args.step_size:g}.", "",
              "| network | test input | DSC % (mean ± std) | DSC-TP % | lesion F1 % |",
              "|---|---|---|---|---|"]
     for (name, label), m in table.items():
