@@ -108,3 +108,31 @@ def test_fp32_leaves_the_network_as_it_was():
     assert not same._forward_pre_hooks and not same._forward_hooks
     x = torch.randn(1, 1, 6, 6, 6)
     assert all(torch.equal(a, b) for a, b in zip(fp32(x), same(x)))
+
+
+def test_passes_without_gradients_run_the_network_in_bf16_on_cached_weights_and_restore_float32():
+    fp32, bf16 = _pair()
+    seen = []
+    bf16.norm.register_forward_hook(lambda m, a, out: seen.append((a[0].dtype, m.weight.dtype)))
+    x = torch.randn(1, 1, 8, 12, 12)
+    with torch.inference_mode():
+        reference, outputs = fp32(x), bf16(x)
+    assert seen == [(torch.bfloat16, torch.bfloat16)]    # the normalisation too: no mixed-type path
+    for a, b in zip(reference, outputs):
+        assert b.dtype == torch.float32 and b.is_contiguous()
+        assert torch.allclose(a, b, atol=0.05, rtol=0.05)
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    assert bf16.conv.weight.is_contiguous(memory_format=torch.channels_last_3d)
+
+    # a changed weight (an optimizer step) is cast again; a failing pass leaves the float32 weights in place
+    with torch.no_grad():
+        fp32.head.weight.mul_(3)
+        bf16.head.weight.mul_(3)
+        again = bf16(x)
+        with pytest.raises(RuntimeError, match="fails inside"):
+            bf16(x, fail=True)
+    assert torch.allclose(fp32(x)[0], again[0], atol=0.15, rtol=0.05)
+    assert not torch.allclose(outputs[0], again[0], atol=0.15)
+    assert all(p.dtype == torch.float32 for p in bf16.parameters())
+    sum((o ** 2).mean() for o in bf16(x)).backward()       # training still gets float32 gradients
+    assert all(p.grad.dtype == torch.float32 for p in bf16.parameters())

@@ -23,6 +23,13 @@ Why this is what nnU-Net does on CUDA, moved by one level:
   ``nnUNetv2_predict``, ``nnunet_ts predict`` and the pseudo-label step get the hooks as well;
 * CUDA inputs pass through untouched (nnU-Net's own float16 autocast applies there).
 
+Forward passes without gradients (prediction tiles, nnU-Net's validation steps: ``torch.no_grad`` or
+``torch.inference_mode``) skip autocast: the pre-hook swaps cached bf16 copies in for the float32
+parameters (``Parameter.data``; made again whenever a parameter changed) and feeds a bf16 input in the
+standard layout, so every layer, the normalisations included, runs in bf16; the forward hook puts the
+float32 parameters back, also when the forward raises. Nothing is learned in such a pass, so the float32
+weights the optimizer and the checkpoints see are never rounded.
+
 The precision is decided once per process and configuration (:func:`resolve_cpu_precision`): the
 environment variable ``NNUNET_TS_PRECISION`` (``auto``, ``bf16``, ``fp32``) wins over the configuration's
 ``cpu_precision`` setting (``planners.training_settings``); ``auto`` means bf16 where the CPU has native
@@ -86,14 +93,45 @@ def _announce(why: str) -> None:
     print(f"nnunet_ts: CPU forward passes in {why}", file=sys.stderr)
 
 
-def _enter_autocast(module: nn.Module, args):
+class _Bf16Weights:
+    """bf16 copies of a network's parameters for forward passes without gradients, made again when a
+    parameter changed (an optimizer step, a loaded checkpoint: each bumps the tensor's version counter)."""
+
+    def __init__(self) -> None:
+        self.key: tuple = ()
+        self.copies: list[torch.Tensor] = []
+
+    def for_(self, params: list[nn.Parameter]) -> list[torch.Tensor]:
+        key = tuple((id(p), p._version, p.data_ptr()) for p in params)
+        if key != self.key:
+            with torch.inference_mode(False), torch.no_grad():  # plain tensors, usable after inference mode
+                self.copies = [p.detach().to(torch.bfloat16, memory_format=torch.contiguous_format)
+                               for p in params]
+            self.key = key
+        return self.copies
+
+
+def _enter_bf16(module: nn.Module, args):
     contexts = module.__dict__.setdefault("_nnunet_ts_autocast", [])
-    if not (args and isinstance(args[0], torch.Tensor) and args[0].device.type == "cpu"):
+    if not (args and isinstance(args[0], torch.Tensor) and args[0].device.type == "cpu"
+            and args[0].is_floating_point()):
         contexts.append(None)
         return None
+    if not torch.is_grad_enabled():
+        # no gradients (prediction tiles, nnU-Net's validation steps): the network itself in bf16, on
+        # cached bf16 copies of its float32 weights swapped in for this pass. Under autocast every pass
+        # would cast each weight again and run the normalisations on bf16 inputs with float32 affine
+        # parameters, a slow mixed-type path (scripts/benchmarks/cpu_precision.py, prediction tile)
+        params = [p for p in module.parameters() if p.is_floating_point()]
+        weights = module.__dict__.setdefault("_nnunet_ts_bf16_weights", _Bf16Weights())
+        originals = [p.data for p in params]
+        for p, copy in zip(params, weights.for_(params)):
+            p.data = copy
+        contexts.append(("weights", params, originals))
+        return (args[0].to(torch.bfloat16, memory_format=torch.contiguous_format), *args[1:])
     context = torch.autocast("cpu", dtype=torch.bfloat16)
     context.__enter__()
-    contexts.append(context)
+    contexts.append(("autocast", context))
     if args[0].dim() == 5:  # the layout of the weights (autocast_forward_on_cpu): no reorder per convolution
         return (args[0].contiguous(memory_format=torch.channels_last_3d), *args[1:])
     return None
@@ -107,12 +145,16 @@ def _to_float32(value):
     return value
 
 
-def _leave_autocast(module: nn.Module, args, output):
+def _leave_bf16(module: nn.Module, args, output):
     contexts = module.__dict__.get("_nnunet_ts_autocast")
     context = contexts.pop() if contexts else None
     if context is None:
         return None
-    context.__exit__(None, None, None)
+    if context[0] == "weights":  # the float32 weights back in place, also when the forward raised
+        for p, original in zip(context[1], context[2]):
+            p.data = original
+    else:
+        context[1].__exit__(None, None, None)
     return _to_float32(output)
 
 
@@ -127,8 +169,8 @@ def autocast_forward_on_cpu(network: nn.Module, precision: str) -> nn.Module:
     if precision == "bf16" and not getattr(network, _HOOKED, False):
         if any(isinstance(m, nn.Conv3d) for m in network.modules()):
             network.to(memory_format=torch.channels_last_3d)
-        network.register_forward_pre_hook(_enter_autocast)
-        network.register_forward_hook(_leave_autocast, always_call=True)
+        network.register_forward_pre_hook(_enter_bf16)
+        network.register_forward_hook(_leave_bf16, always_call=True)
         setattr(network, _HOOKED, True)
     return network
 
