@@ -191,3 +191,27 @@ def test_pseudolabel_refuses_a_cut_weak_ct(box_teacher_model, in_root, tmp_path,
     assert code == EXIT_BAD_INPUT and f"CT {ct} is truncated or corrupt" in err
     assert not any(p.name.startswith((".Dataset953", "Dataset953")) for p in (env / "nnUNet_raw").iterdir())
     assert json.loads((env / "nnUNet_raw" / "Dataset913_W" / "dataset.json").read_text())  # source untouched
+
+
+def test_a_settled_file_is_verified_once_per_process_and_again_once_it_changes(tmp_path, monkeypatch):
+    import os
+
+    from nnunet_ts.io import image_files
+
+    path = tmp_path / "ct.nii.gz"
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((4, 5, 6), np.int16)), str(path), useCompression=True)
+    calls = []
+    real = image_files._verify_nifti
+    monkeypatch.setattr(image_files, "_verify_nifti", lambda p: (calls.append(p), real(p)))
+    read_image(path)
+    read_image(path)
+    assert len(calls) == 2                      # just written: not remembered (its time may not have moved yet)
+    old = path.stat().st_mtime_ns - 10 ** 10
+    os.utime(path, ns=(old, old))
+    read_image(path)
+    read_header(path)
+    assert len(calls) == 3                      # settled: verified once
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])    # changed: verified again, and the damage found
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        read_image(path)

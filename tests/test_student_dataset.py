@@ -105,3 +105,22 @@ def test_stacked_soft_channel_crops_like_the_mask():
     np.testing.assert_array_equal(patch[1], crop_and_pad_nd(soft.astype(np.int16), bbox, -1))
     with pytest.raises(ValueError, match="preprocess the soft targets again"):
         StackedChannel(seg, soft[:3])
+
+
+def test_inputs_already_in_the_dataset_format_are_copied_byte_for_byte_others_written_anew(tmp_path):
+    cases = write_student_cases(tmp_path / "cases", n_strong=2, n_pseudo=1)
+    # a mask within the geometry tolerance but not the CT's exact header, in another data type
+    near = Geometry(GEOMETRY.shape_zyx, GEOMETRY.spacing,
+                    tuple(o + 1e-5 for o in GEOMETRY.origin), GEOMETRY.direction)
+    mask, _ = read_image(cases[1].mask)
+    other = tmp_path / "other_mask.nii.gz"
+    write_image(other, mask.astype(np.int16), near)
+    cases[1] = StudentCase(cases[1].case_id, cases[1].ct, "strong", mask=other, patient_id=cases[1].patient_id)
+    folder = write_student_dataset(cases, 913, "Copies", tmp_path / "raw", num_folds=2)
+    for case in cases:
+        assert (folder / "imagesTr" / f"{case.case_id}_0000.nii.gz").read_bytes() == case.ct.read_bytes()
+    assert (folder / "labelsTr" / f"{cases[0].case_id}.nii.gz").read_bytes() == cases[0].mask.read_bytes()
+    assert (folder / "softTargetsTr" / f"{cases[2].case_id}.nii.gz").read_bytes() == cases[2].soft_target.read_bytes()
+    rewritten, geometry = read_image(folder / "labelsTr" / f"{cases[1].case_id}.nii.gz")
+    assert rewritten.dtype == np.uint8 and geometry == read_image(cases[1].ct)[1]   # the CT's header
+    np.testing.assert_array_equal(rewritten, mask)

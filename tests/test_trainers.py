@@ -214,3 +214,17 @@ def test_foreground_sampling_rate_is_the_configured_one_on_every_ddp_rank(world_
         trainer._set_batch_size_and_oversample()
         assert trainer.batch_size == batch_size // world_size
         assert trainer.oversample_foreground_percent == 0.9 and trainer.probabilistic_oversampling
+
+
+def test_the_predictors_lookup_finds_our_trainers_directly_and_is_restored_after_the_block():
+    import nnunetv2.inference.predict_from_raw_data as predictor_module
+
+    from nnunet_ts.nnunet.paths import our_trainer_class, trainers_findable
+    from nnunet_ts.trainers.box_teacher_trainers import BoxTeacherTrainer
+
+    stock = predictor_module.recursive_find_trainer_class_by_name
+    with trainers_findable():
+        assert predictor_module.recursive_find_trainer_class_by_name("BoxTeacherTrainer") is BoxTeacherTrainer
+        assert predictor_module.recursive_find_trainer_class_by_name("nnUNetTrainer").__name__ == "nnUNetTrainer"
+    assert predictor_module.recursive_find_trainer_class_by_name is stock
+    assert our_trainer_class("NoSuchTrainer") is None

@@ -78,43 +78,80 @@ class StudentCase:
                              f"probability map)")
 
 
-def read_soft_target(path: Path, ct_geometry, ct_path: Path) -> np.ndarray:
-    """A soft target as float32 (z, y, x), checked: CT grid, finite (read_image), values in [0, 1]."""
+def _read_soft_target(path: Path, ct_geometry, ct_path: Path) -> tuple[np.ndarray, bool]:
+    """(soft target as float32 (z, y, x), whether its file can be copied as it is: float32, the CT's
+    exact header), checked: CT grid, finite (read_image), values in [0, 1]."""
     soft, geometry = read_image(path, "soft target")
     check_same_geometry(ct_geometry, ct_path, geometry, path)
+    unchanged = soft.dtype == np.float32 and _copyable(path, geometry, ct_geometry)
     soft = soft.astype(np.float32)
     low, high = float(soft.min()), float(soft.max())
     if low < 0.0 or high > 1.0:
         raise InputError(f"soft target {path} has values in [{low:g}, {high:g}]; it must be a "
                          f"foreground probability in [0, 1] (apply the softmax/sigmoid first)")
-    return soft
+    return soft, unchanged
 
 
-def _read_binary(path: Path, what: str, ct_geometry, ct_path: Path) -> np.ndarray:
+def _read_binary(path: Path, what: str, ct_geometry, ct_path: Path) -> tuple[np.ndarray, bool]:
+    """(the 0/1 array as uint8, whether its file can be copied as it is: uint8, the CT's exact header)."""
     array, geometry = read_image(path, what)
     check_same_geometry(ct_geometry, ct_path, geometry, path)
     values = np.unique(array)
     if not np.isin(values, (0, 1)).all():
         raise InputError(f"{what} {path} must hold only 0 and 1, found {values[:6].tolist()}; "
                          f"a {what} is binary")
-    return array.astype(np.uint8)
+    return array.astype(np.uint8), array.dtype == np.uint8 and _copyable(path, geometry, ct_geometry)
+
+
+def _copyable(path: Path, geometry, ct_geometry) -> bool:
+    """A checked input file the dataset can take byte for byte: NIfTI-gz on exactly the CT's grid."""
+    return str(path).endswith(FILE_ENDING) and geometry == ct_geometry
+
+
+def _read_ct(path: Path):
+    """(geometry, CT array or None): None when the file, checked whole, can be copied as it is (an
+    integer ``.nii.gz``: nothing to check voxel by voxel, so it is neither decoded nor encoded again)."""
+    import SimpleITK as sitk
+
+    from nnunet_ts.io.image_files import image_information
+    from nnunet_ts.io.images import read_header
+
+    if str(path).endswith(FILE_ENDING):
+        geometry = read_header(path, "CT")  # the whole file verified, no voxel array built
+        if "int" in sitk.GetPixelIDValueAsString(image_information(path, "CT").GetPixelID()):
+            return geometry, None
+    ct, geometry = read_image(path, "CT")
+    return geometry, ct
+
+
+def _put(dest: Path, source: Path, array: np.ndarray | None, geometry, copy: bool) -> None:
+    if copy:  # the checked file itself: re-encoding a clinical CT costs seconds and changes nothing
+        shutil.copyfile(source, dest)
+    else:
+        write_image(dest, array, geometry)
 
 
 def _write_case(case: StudentCase, root: Path) -> tuple[float, bool]:
-    """Check and write one case; returns (tumour volume of its hard mask in mm^3, has segbox)."""
-    ct, geometry = read_image(case.ct, "CT")
-    soft = read_soft_target(case.soft_target, geometry, case.ct) if case.soft_target is not None else None
+    """Check and write one case; returns (tumour volume of its hard mask in mm^3, has segbox).
+
+    Inputs that are already what the dataset holds (``.nii.gz`` on exactly the CT's grid, in the
+    dataset's data type) are copied byte for byte after their checks; others are written anew.
+    """
+    geometry, ct = _read_ct(case.ct)
+    soft, soft_copy = (_read_soft_target(case.soft_target, geometry, case.ct) if case.soft_target is not None
+                       else (None, False))
     if case.mask is not None:
-        mask = _read_binary(case.mask, "mask", geometry, case.ct)
+        mask, mask_copy = _read_binary(case.mask, "mask", geometry, case.ct)
     else:
-        mask = (soft >= PSEUDO_THRESHOLD).astype(np.uint8)
-    segbox = _read_binary(case.segbox, "segbox", geometry, case.ct) if case.segbox is not None else None
-    write_image(root / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}", ct, geometry)
-    write_image(root / "labelsTr" / f"{case.case_id}{FILE_ENDING}", mask, geometry)
+        mask, mask_copy = (soft >= PSEUDO_THRESHOLD).astype(np.uint8), False
+    segbox, segbox_copy = (_read_binary(case.segbox, "segbox", geometry, case.ct) if case.segbox is not None
+                           else (None, False))
+    _put(root / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}", case.ct, ct, geometry, ct is None)
+    _put(root / "labelsTr" / f"{case.case_id}{FILE_ENDING}", case.mask, mask, geometry, mask_copy)
     if soft is not None:
-        write_image(root / SOFT_TARGETS_DIR / f"{case.case_id}{FILE_ENDING}", soft, geometry)
+        _put(root / SOFT_TARGETS_DIR / f"{case.case_id}{FILE_ENDING}", case.soft_target, soft, geometry, soft_copy)
     if segbox is not None:
-        write_image(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", segbox, geometry)
+        _put(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", case.segbox, segbox, geometry, segbox_copy)
     return float(mask.sum()) * geometry.voxel_volume_mm3, segbox is not None
 
 

@@ -18,11 +18,13 @@ NRRD ``.nrrd``/``.nhdr``    raw data: bytes after the header (or of the ``data f
 
 Uncompressed data carry no checksum: a byte changed in place (same size) cannot be detected there.
 Other formats are left to SimpleITK. Cost: one extra decompression of compressed files (see
-docs/robustness.md for the measured time on a 512 x 512 x 300 CT).
+docs/robustness.md for the measured time on a 512 x 512 x 300 CT), once per file and process: a file
+verified before with the same path, inode, size and modification time is not decompressed again.
 """
 from __future__ import annotations
 
 import bz2
+import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +59,18 @@ def image_information(path: Path, what: str = "image"):
     return reader
 
 
+_VERIFIED: dict[tuple, None] = {}  # files verified whole by this process, by _stamp (oldest first)
+_REMEMBERED = 4096
+_SETTLED_NS = 2_000_000_000
+
+
+def _stamp(path: Path) -> tuple:
+    """What identifies a file's bytes without reading them: path, device, inode, size, modification time
+    (ns). Rewriting or replacing the file changes it."""
+    st = path.stat()
+    return str(path.resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def verify_image_file(path: str | Path, what: str = "image") -> None:
     """Check that an image file holds every voxel its header declares (see the module docstring).
 
@@ -66,12 +80,21 @@ def verify_image_file(path: str | Path, what: str = "image") -> None:
     path = Path(path)
     name = path.name.lower()
     try:
+        stamp = _stamp(path)
+        if stamp in _VERIFIED:  # this process verified these very bytes already (e.g. checks, then reading)
+            return
         if name.endswith((".nii", ".nii.gz")):
             _verify_nifti(path)
         elif name.endswith((".mha", ".mhd")):
             _verify_metaimage(path, _payload_bytes(path, what))
         elif name.endswith((".nrrd", ".nhdr")):
             _verify_nrrd(path, _payload_bytes(path, what))
+        # remembered only when the file is older than the clock's coarsest tick: a file changed again
+        # within the same tick could keep its modification time (git's "racily clean" files)
+        if time.time_ns() - stamp[-1] > _SETTLED_NS:
+            if len(_VERIFIED) >= _REMEMBERED:
+                _VERIFIED.pop(next(iter(_VERIFIED)))
+            _VERIFIED[stamp] = None
     except _Damaged as exc:
         raise InputError(f"{what} {path} is truncated or corrupt ({exc}); the file is damaged or "
                          f"incomplete (an interrupted copy or download?): copy or export it again") from None

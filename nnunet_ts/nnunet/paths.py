@@ -69,16 +69,40 @@ def with_our_trainers(current: str | None, extra: Sequence[str | Path] = ()) -> 
     return os.pathsep.join([*ours, *others])
 
 
+def our_trainer_class(name: str):
+    """The trainer class ``name`` from our trainer modules (``nnunet_ts.trainers``), or None."""
+    import importlib
+    import pkgutil
+
+    import nnunet_ts.trainers as ours
+
+    for module in pkgutil.iter_modules(ours.__path__):
+        found = getattr(importlib.import_module(f"{ours.__name__}.{module.name}"), name, None)
+        if isinstance(found, type):
+            return found
+    return None
+
+
 @contextlib.contextmanager
 def trainers_findable() -> Iterator[None]:
     """Within the block, nnU-Net's trainer lookup finds our trainers (``recursive_find_trainer_class_by_name``
     searches ``nnUNet_extTrainer``); the environment is restored afterwards. The predictor needs it:
-    it rebuilds the network through the trainer class named in the checkpoint."""
+    it rebuilds the network through the trainer class named in the checkpoint.
+
+    The predictor's lookup (``nnunetv2.inference.predict_from_raw_data.recursive_find_trainer_class_by_name``,
+    nnU-Net 2.8) first imports every module of nnU-Net's own trainer package, about 3 s per process; within
+    the block it looks in our trainer modules first (:func:`our_trainer_class`), then as nnU-Net does.
+    """
+    import nnunetv2.inference.predict_from_raw_data as predictor_module
+
     old = os.environ.get(EXT_TRAINER)
     os.environ[EXT_TRAINER] = with_our_trainers(old)
+    stock = predictor_module.recursive_find_trainer_class_by_name
+    predictor_module.recursive_find_trainer_class_by_name = lambda name: our_trainer_class(name) or stock(name)
     try:
         yield
     finally:
+        predictor_module.recursive_find_trainer_class_by_name = stock
         if old is None:
             os.environ.pop(EXT_TRAINER, None)
         else:
