@@ -14,7 +14,7 @@ augmentation in the training process (``nnUNet_n_proc_DA=0``), the same batches:
 
 Writes ``parity_table.md`` and ``parity_results.json`` into OUT: per seed the test DSC of both precisions,
 then per precision the mean and the standard deviation over seeds (the run-to-run noise), and the mean
-paired difference bf16 - float32 with its range over seeds. Each run resumes where it stopped (its folder
+paired difference bf16 - float32 with its 95 % t interval over the seeds. Each run resumes where it stopped (its folder
 under OUT/runs/ holds its own results); a finished run is not trained again.
 
 Run time: not recorded; with the defaults about 25 minutes per seed on 2 cores (estimate: float32
@@ -58,6 +58,17 @@ def summary(values: list[float]) -> str:
         return "–"
     sd = statistics.stdev(values) if len(values) > 1 else float("nan")
     return f"{statistics.mean(values):.1f} ± {sd:.1f}"
+
+
+def paired_interval(diffs: list[float]) -> tuple[float, float]:
+    """95 % Student's t interval of the mean of the per-seed differences (NaN for one seed)."""
+    from scipy import stats
+
+    if len(diffs) < 2:
+        return float("nan"), float("nan")
+    mean, sem = statistics.mean(diffs), statistics.stdev(diffs) / len(diffs) ** 0.5
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * sem
+    return mean - half, mean + half
 
 
 def main() -> int:
@@ -106,9 +117,12 @@ def main() -> int:
         diffs = [b - f for f, b in zip(fp32, bf16)]
         for s, f, b, d in zip(args.seeds, fp32, bf16, diffs):
             lines.append(f"| {TITLES[network]} | {s} | {f:.1f} | {b:.1f} | {d:+.1f} |")
+        low, high = paired_interval(diffs)
         lines.append(f"| {TITLES[network]} | mean ± SD over seeds | {summary(fp32)} | {summary(bf16)} | "
-                     f"{statistics.mean(diffs):+.1f} (range {min(diffs):+.1f} to {max(diffs):+.1f}) |")
-        rows[network] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": diffs}
+                     f"{statistics.mean(diffs):+.1f}, 95 % CI [{low:+.1f}, {high:+.1f}] |")
+        rows[network] = {"fp32": fp32, "bf16": bf16, "bf16_minus_fp32": diffs, "ci95": [low, high]}
+    lines += ["", "CI: Student's t interval of the mean paired difference over the seeds (the run-to-run noise of "
+              "both precisions is in it; with few seeds it is wide)."]
     (out / "parity_table.md").write_text("\n".join(lines) + "\n")
     (out / "parity_results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "dsc_percent": rows}, indent=2))
