@@ -112,6 +112,37 @@ def test_roi_mode_predicts_context_crops_and_agrees_with_full_mode_there(env):
     assert len(calls) == n_roi + 1 and not empty.any()
 
 
+def test_aligned_crops_resample_onto_the_whole_images_grid():
+    from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_spacing
+    from scipy.ndimage import gaussian_filter
+
+    from nnunet_ts.pseudolabel.roi import aligned_crop, grid_offset
+
+    shape, spacing, target = (40, 150, 160), (2.5, 0.73, 0.73), (1.5, 1.0, 1.0)  # z resampled apart (order 0)
+    image = gaussian_filter(np.random.default_rng(1).normal(size=shape), 2).astype(np.float32)[None]
+
+    def resampled(crop):
+        return resample_data_or_seg_to_spacing(image[(slice(None), *crop)], spacing, target, is_seg=False,
+                                               order=3, order_z=0)[0]
+
+    whole = resampled((slice(None),) * 3)
+    crop = (slice(11, 31), slice(40, 101), slice(55, 120))
+    errors = []
+    for c in (crop, aligned_crop(crop, shape, spacing, target)):
+        assert all(a.start <= b.start and a.stop >= b.stop for a, b in zip(c, crop))  # contains the crop
+        offsets = [grid_offset(a.start, a.stop - a.start, n, s / t) for a, n, s, t in zip(c, shape, spacing, target)]
+        part = resampled(c)
+        # the crop's samples in the whole image's resampled grid (the first sample's nearest)
+        first = [round((a.start + 0.5 * (a.stop - a.start) / m) / (n / full) - 0.5)
+                 for a, m, n, full in zip(c, part.shape, shape, whole.shape)]
+        same = whole[tuple(slice(f, f + m) for f, m in zip(first, part.shape))]
+        inner = (slice(2, -2),) * 3  # away from the crop's own edges (the spline's edge mode)
+        errors.append((max(offsets), float(np.abs(part[inner] - same[inner]).mean())))
+    (plain_offset, plain_error), (offset, error) = errors
+    assert plain_offset > 0.1 and offset < 0.05
+    assert error < plain_error / 5, errors
+
+
 def test_context_crop_grows_a_region_by_half_a_patch_inside_the_image():
     from nnunet_ts.pseudolabel.roi import context_crop, within
 

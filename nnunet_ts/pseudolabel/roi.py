@@ -97,3 +97,49 @@ def context_crop(region: Region, shape: Sequence[int], spacing_zyx: Sequence[flo
 def within(region: Region, crop: Region) -> Region:
     """``region`` in the coordinates of ``crop`` (which contains it)."""
     return tuple(slice(r.start - c.start, r.stop - c.start) for r, c in zip(region, crop))
+
+
+def grid_offset(start: int, length: int, image_length: int, ratio: float) -> float:
+    """How far (in input voxels, the largest over the crop) the samples of a crop resampled on its own
+    lie from the samples of the whole image resampled, along one axis.
+
+    nnU-Net resamples an axis of ``n`` voxels to ``round(n * ratio)`` (``ratio`` = input spacing / target
+    spacing) with sample ``i`` at input coordinate ``(i + 0.5) * n / m - 0.5`` (skimage's ``resize``
+    and nnU-Net's separate-z interpolation alike). The crop's sample ``i`` is compared with the nearest
+    whole-image sample ``j0 + i``.
+    """
+    full_out = max(round(image_length * ratio), 1)
+    out = max(round(length * ratio), 1)
+    full_scale, scale = image_length / full_out, length / out
+    first = start + 0.5 * scale - 0.5  # the crop's first sample in image coordinates
+    j0 = round((first + 0.5) / full_scale - 0.5)
+    offset = first - ((j0 + 0.5) * full_scale - 0.5)
+    return max(abs(offset), abs(offset + (out - 1) * (scale - full_scale)))
+
+
+def aligned_crop(crop: Region, shape: Sequence[int], spacing_zyx: Sequence[float],
+                 target_spacing_zyx: Sequence[float], search: int = 16) -> Region:
+    """``crop`` grown by up to ``search`` voxels per side so that, resampled on its own to the network's
+    spacing, its samples fall where the whole image's resampled samples fall (:func:`grid_offset`).
+
+    A crop's resampled grid is otherwise shifted by up to half a target voxel against the whole
+    image's, which moves a sharp 0.5 boundary of the prediction by a fraction of a voxel wherever the
+    two are compared. Axes the network does not resample (equal spacing) are kept as they are. The
+    whole image is taken as nnU-Net resamples it, i.e. without all-zero borders that its
+    ``crop_to_nonzero`` would remove first (CT holds no such border).
+    """
+    out = []
+    for sl, n, s, t in zip(crop, shape, spacing_zyx, target_spacing_zyx):
+        ratio = float(s) / float(t)
+        if abs(ratio - 1.0) < 1e-9:
+            out.append(sl)
+            continue
+        best = None
+        for start in range(sl.start, max(sl.start - search, 0) - 1, -1):
+            for stop in range(sl.stop, min(sl.stop + search, n) + 1):
+                # offsets within 0.05 voxel count as equal: the smaller crop wins
+                key = (round(grid_offset(start, stop - start, n, ratio) / 0.05), stop - start)
+                if best is None or key < best[0]:
+                    best = (key, slice(start, stop))
+        out.append(best[1])
+    return tuple(out)

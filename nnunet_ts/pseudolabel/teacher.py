@@ -17,7 +17,7 @@ import numpy as np
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import trainers_findable
-from nnunet_ts.pseudolabel.roi import box_regions, context_crop, within
+from nnunet_ts.pseudolabel.roi import aligned_crop, box_regions, context_crop, within
 
 
 @dataclass(frozen=True)
@@ -119,9 +119,10 @@ class Teacher:
 
         ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` computes it.
         ``mode="roi"``: each region (a box grown by ``margin_mm``, :func:`box_regions`) is predicted from
-        a crop around it (:func:`context_crop`: half a patch of context on every side) through the same
-        nnU-Net pipeline (preprocessing, sliding window, export), so only the crops are resampled and
-        only their tiles run; the map holds the regions and is 0 elsewhere. Inside the regions it
+        a crop around it (:func:`context_crop`: half a patch of context on every side, grown by a few
+        voxels so that its resampled grid falls on the whole volume's, :func:`aligned_crop`) through the
+        same nnU-Net pipeline (preprocessing, sliding window, export), so only the crops are resampled
+        and only their tiles run; the map holds the regions and is 0 elsewhere. Inside the regions it
         agrees with the full prediction up to where the sliding-window tiles fall (measured per region
         in ``scripts/benchmarks/pseudolabel.py``).
         """
@@ -129,8 +130,9 @@ class Teacher:
             return self._predict_array(ct, segbox, spacing_zyx)
         probability = np.zeros(ct.shape, np.float32)
         context = self.context_mm(spacing_zyx)
+        target = self.target_spacing_zyx(spacing_zyx)
         for region in box_regions(segbox, spacing_zyx, margin_mm):
-            crop = context_crop(region, ct.shape, spacing_zyx, context)
+            crop = aligned_crop(context_crop(region, ct.shape, spacing_zyx, context), ct.shape, spacing_zyx, target)
             probability[region] = self._predict_array(ct[crop], segbox[crop], spacing_zyx)[within(region, crop)]
         return probability
 
@@ -145,6 +147,18 @@ class Teacher:
         for axis_in_plans, axis in enumerate(p.plans_manager.transpose_forward):
             half[axis] = 0.5 * patch[axis_in_plans] * spacing[axis_in_plans]
         return tuple(half)
+
+    def target_spacing_zyx(self, spacing_zyx: Sequence[float]) -> tuple[float, float, float]:
+        """The spacing the network runs at, along (z, y, x) of the input; a 2D teacher keeps the input's
+        spacing across its slices."""
+        p = self._predictor
+        spacing = [float(s) for s in p.configuration_manager.spacing]
+        if len(spacing) == 2:
+            spacing = [float(spacing_zyx[p.plans_manager.transpose_forward[0]]), *spacing]
+        target = [0.0, 0.0, 0.0]
+        for axis_in_plans, axis in enumerate(p.plans_manager.transpose_forward):
+            target[axis] = spacing[axis_in_plans]
+        return tuple(target)
 
     def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx) -> np.ndarray:
         """nnU-Net's single-case prediction, preprocessed once and soft-voted over the folds."""
