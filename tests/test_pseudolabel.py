@@ -102,12 +102,13 @@ def test_roi_mode_predicts_context_crops_and_agrees_with_full_mode_there(env):
         inside[region] = True
     assert inside.any() and not inside.all() and np.isfinite(roi).all()
     assert (roi[~inside] == 0).all() and (full[~inside] > 0).any()
-    # ROI and full tiles fall differently, so probabilities differ where this briefly trained (8 iterations,
-    # unseeded) teacher is unsure, by up to ~0.4 (the Dice >= 0.99 rule needs a trained teacher:
-    # scripts/benchmarks/pseudolabel.py); a crop pasted at the wrong place, or predicted without its
-    # context, would not correlate
+    # the crops hold the whole volume's tiles that reach the regions, resampled on the whole volume's grid:
+    # the same probabilities there, up to the resampling at the crops' edges
     a, b = roi[inside], full[inside]
-    assert np.corrcoef(a, b)[0, 1] > 0.8, np.corrcoef(a, b)[0, 1]  # 0.94-0.95 in recorded runs
+    difference = np.abs(a - b)
+    print(f"ROI vs full inside the regions: mean |diff| {difference.mean():.5f}, max {difference.max():.4f}")
+    assert difference.max() < 0.02 and difference.mean() < 0.002
+    assert ((a >= 0.5) == (b >= 0.5)).mean() > 0.999
     empty = teacher.predict(ct, np.zeros_like(segbox), geometry.spacing_zyx, "roi")
     assert len(calls) == n_roi + 1 and not empty.any()
 
@@ -141,6 +142,29 @@ def test_aligned_crops_resample_onto_the_whole_images_grid():
     (plain_offset, plain_error), (offset, error) = errors
     assert plain_offset > 0.1 and offset < 0.05
     assert error < plain_error / 5, errors
+
+
+def test_tile_plan_holds_the_whole_volumes_tiles_that_reach_the_region():
+    from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+    from nnunet_ts.pseudolabel.roi import grid_offset, tile_plan
+
+    shape, spacing, target, patch = (120, 300, 310), (2.0, 0.7, 0.7), (1.5, 1.0, 1.0), (32, 64, 64)
+    region = (slice(50, 71), slice(120, 161), slice(200, 251))
+    plan = tile_plan(region, shape, spacing, target, patch, 0.5)
+    full_shape = [round(n * s / t) for n, s, t in zip(shape, spacing, target)]
+    for axis, (sl, crop, first, size, starts) in enumerate(zip(region, plan.crop, plan.first, plan.shape, plan.starts)):
+        assert crop.start <= sl.start and crop.stop >= sl.stop and 0 <= crop.start and crop.stop <= shape[axis]
+        ratio = spacing[axis] / target[axis]
+        assert size == round((crop.stop - crop.start) * ratio)                  # nnU-Net's resampled length
+        assert grid_offset(crop.start, crop.stop - crop.start, shape[axis], ratio) < 0.15
+        whole = compute_steps_for_sliding_window(full_shape, patch, 0.5)[axis]
+        assert all(s + first in whole and 0 <= s and s + patch[axis] <= size for s in starts)
+        scale = shape[axis] / full_shape[axis]  # every sample the region is interpolated from is tiled
+        needed = range(int((sl.start + 0.5) / scale - 0.5), int(np.ceil((sl.stop - 0.5) / scale - 0.5)) + 1)
+        assert all(any(s + first <= j < s + first + patch[axis] for s in starts) for j in needed)
+    assert len(plan.slicers(patch)) == np.prod([len(s) for s in plan.starts])
+    assert tile_plan(region, (20, 300, 310), spacing, target, patch, 0.5) is None  # thinner than a patch
 
 
 def test_context_crop_grows_a_region_by_half_a_patch_inside_the_image():

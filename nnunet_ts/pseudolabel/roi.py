@@ -6,6 +6,7 @@ Arrays are (z, y, x); spacing (z, y, x) in mm. A region is a tuple of three slic
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -143,3 +144,79 @@ def aligned_crop(crop: Region, shape: Sequence[int], spacing_zyx: Sequence[float
                     best = (key, slice(start, stop))
         out.append(best[1])
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    """What the network runs for one region so that its prediction there equals the whole volume's.
+
+    Attributes:
+        crop: the part of the image to preprocess (input grid).
+        first: per axis, the whole volume's resampled index of the crop's first resampled sample.
+        shape: the crop's shape once resampled (what nnU-Net's preprocessing gives).
+        starts: per axis, the starts of the whole volume's sliding-window tiles that reach the region,
+            in the crop's resampled grid; the tiles are all their combinations.
+    """
+
+    crop: Region
+    first: tuple[int, ...]
+    shape: tuple[int, ...]
+    starts: tuple[tuple[int, ...], ...]
+
+    def slicers(self, patch: Sequence[int]) -> list[tuple[slice, ...]]:
+        """The tiles as nnU-Net's predictor slices them (channel axis first)."""
+        import itertools
+
+        return [(slice(None), *(slice(s, s + p) for s, p in zip(combo, patch)))
+                for combo in itertools.product(*self.starts)]
+
+
+def tile_plan(region: Region, shape: Sequence[int], spacing_zyx: Sequence[float],
+              target_spacing_zyx: Sequence[float], patch: Sequence[int], step: float,
+              search: int = 16) -> TilePlan | None:
+    """The crop and tiles that reproduce the whole-volume prediction inside ``region``, or None.
+
+    nnU-Net resamples the whole volume, tiles it (``compute_steps_for_sliding_window``), averages the
+    overlapping tiles with Gaussian weights and resamples back. A voxel's prediction therefore depends
+    on the tiles that reach it and on where the resampled samples lie. This takes, per axis, the
+    whole volume's tiles that reach the resampled samples the region's voxels are interpolated from
+    (plus 2), and the smallest crop (grown by up to ``search`` voxels) whose own resampled grid falls on
+    the whole volume's (:func:`grid_offset` within 0.05 voxel where possible) and holds those tiles.
+    Predicting the crop with exactly these tiles gives the whole volume's values in the region, up to
+    the resampling near the crop's edges. Axes: (z, y, x) of the input, which the network must not
+    transpose; None when the volume is smaller than a patch along an axis (nnU-Net pads it then).
+    """
+    from nnunetv2.inference.sliding_window_prediction import compute_steps_for_sliding_window
+
+    full_shape = [max(round(n * s / t), 1) for n, s, t in zip(shape, spacing_zyx, target_spacing_zyx)]
+    if any(m < p for m, p in zip(full_shape, patch)):
+        return None
+    full_steps = compute_steps_for_sliding_window(full_shape, patch, step)
+    crop, first, crop_shape, starts = [], [], [], []
+    for sl, n, s, t, full, p, axis_steps in zip(region, shape, spacing_zyx, target_spacing_zyx, full_shape, patch,
+                                                full_steps):
+        ratio, scale = float(s) / float(t), n / full
+        # the resampled samples the region's voxels are interpolated from, and 2 more on each side
+        low = max(int(np.floor((sl.start + 0.5) / scale - 0.5)) - 2, 0)
+        high = min(int(np.ceil((sl.stop - 0.5) / scale - 0.5)) + 2, full - 1)
+        chosen = [a for a in axis_steps if a <= high and a + p - 1 >= low]
+        lo, hi = min(chosen), max(chosen) + p
+        a0, b0 = max(int(np.floor(lo * scale)) - 1, 0), min(int(np.ceil(hi * scale)) + 1, n)
+        best = None
+        for start in range(a0, max(a0 - search, 0) - 1, -1):
+            for stop in range(b0, min(b0 + search, n) + 1):
+                out = max(round((stop - start) * ratio), 1)
+                j0 = round((start + 0.5 * (stop - start) / out) / scale - 0.5)
+                if j0 > lo or j0 + out < hi:
+                    continue
+                key = (round(grid_offset(start, stop - start, n, ratio) / 0.05), stop - start)
+                if best is None or key < best[0]:
+                    best = (key, slice(start, stop), j0, out)
+        if best is None:
+            return None
+        _, piece, j0, out = best
+        crop.append(piece)
+        first.append(j0)
+        crop_shape.append(out)
+        starts.append(tuple(a - j0 for a in chosen))
+    return TilePlan(tuple(crop), tuple(first), tuple(crop_shape), tuple(starts))

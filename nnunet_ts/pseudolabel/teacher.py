@@ -17,7 +17,7 @@ import numpy as np
 
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import trainers_findable
-from nnunet_ts.pseudolabel.roi import aligned_crop, box_regions, context_crop, within
+from nnunet_ts.pseudolabel.roi import TilePlan, aligned_crop, box_regions, context_crop, tile_plan, within
 
 
 @dataclass(frozen=True)
@@ -119,21 +119,28 @@ class Teacher:
 
         ``mode="full"``: the whole volume, as ``nnUNetv2_predict`` computes it.
         ``mode="roi"``: each region (a box grown by ``margin_mm``, :func:`box_regions`) is predicted from
-        a crop around it (:func:`context_crop`: half a patch of context on every side, grown by a few
-        voxels so that its resampled grid falls on the whole volume's, :func:`aligned_crop`) through the
-        same nnU-Net pipeline (preprocessing, sliding window, export), so only the crops are resampled
-        and only their tiles run; the map holds the regions and is 0 elsewhere. Inside the regions it
-        agrees with the full prediction up to where the sliding-window tiles fall (measured per region
-        in ``scripts/benchmarks/pseudolabel.py``).
+        a crop around it through the same nnU-Net pipeline (preprocessing, sliding window, export), so
+        only the crops are resampled and only their tiles run; the map holds the regions and is 0
+        elsewhere. For a 3D teacher the crop holds exactly the whole volume's tiles that reach the
+        region, resampled on the whole volume's grid, and only those tiles run (:func:`tile_plan`): the
+        region gets the whole-volume prediction's values up to resampling at the crop's edges
+        (measured per region in ``scripts/benchmarks/pseudolabel.py``). Otherwise (2D, transposed axes,
+        a volume smaller than a patch) the crop is the region with half a patch of context
+        (:func:`context_crop`) on the whole volume's grid (:func:`aligned_crop`), tiled on its own.
         """
         if mode == "full":
             return self._predict_array(ct, segbox, spacing_zyx)
         probability = np.zeros(ct.shape, np.float32)
         context = self.context_mm(spacing_zyx)
         target = self.target_spacing_zyx(spacing_zyx)
+        p = self._predictor
+        patch = [int(n) for n in p.configuration_manager.patch_size]
+        tiled = len(patch) == 3 and list(p.plans_manager.transpose_forward) == [0, 1, 2]
         for region in box_regions(segbox, spacing_zyx, margin_mm):
-            crop = aligned_crop(context_crop(region, ct.shape, spacing_zyx, context), ct.shape, spacing_zyx, target)
-            probability[region] = self._predict_array(ct[crop], segbox[crop], spacing_zyx)[within(region, crop)]
+            plan = tile_plan(region, ct.shape, spacing_zyx, target, patch, p.tile_step_size) if tiled else None
+            crop = plan.crop if plan is not None else aligned_crop(
+                context_crop(region, ct.shape, spacing_zyx, context), ct.shape, spacing_zyx, target)
+            probability[region] = self._predict_array(ct[crop], segbox[crop], spacing_zyx, plan)[within(region, crop)]
         return probability
 
     def context_mm(self, spacing_zyx: Sequence[float]) -> tuple[float, float, float]:
@@ -160,10 +167,16 @@ class Teacher:
             target[axis] = spacing[axis_in_plans]
         return tuple(target)
 
-    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx) -> np.ndarray:
-        """nnU-Net's single-case prediction, preprocessed once and soft-voted over the folds."""
+    def _predict_array(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx, plan: TilePlan | None = None
+                       ) -> np.ndarray:
+        """nnU-Net's single-case prediction, preprocessed once and soft-voted over the folds; with ``plan``
+        only its tiles run (where nnU-Net's preprocessing gave the planned shape), and the resampled
+        samples no tile reaches (outside what the plan's region needs) are given logits 0."""
+        import torch
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
+
+        from nnunet_ts.nnunet.predictor_tiles import planned_tiles
 
         p = self._predictor
         image = np.stack([ct, segbox]).astype(np.float32, copy=False)
@@ -171,10 +184,16 @@ class Teacher:
             [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
             p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
         del image
+        slicers = None
+        if plan is not None and tuple(preprocessed["data"].shape[1:]) == plan.shape:
+            slicers = plan.slicers(p.configuration_manager.patch_size)
         total = None
         for parameters in self._fold_parameters:
             p.list_of_parameters = [parameters]
-            logits = p.predict_logits_from_preprocessed_data(preprocessed["data"]).cpu()
+            with planned_tiles(p, slicers):
+                logits = p.predict_logits_from_preprocessed_data(preprocessed["data"]).cpu()
+            if slicers is not None:  # 0 / 0 where no tile ran
+                logits = torch.nan_to_num(logits, nan=0.0)
             _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
                 logits, p.plans_manager, p.configuration_manager, p.label_manager,
                 preprocessed["data_properties"], return_probabilities=True)
