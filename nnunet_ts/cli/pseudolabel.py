@@ -12,10 +12,10 @@ Run a trained box-guided teacher on the weak (box-only) scans and write a studen
 strong cases copied in, and per weak case the teacher's foreground probability (the soft target,
 not thresholded), a hard mask (>= 0.5) for nnU-Net's bookkeeping, and the case's real segbox.
 
-ROI mode (default) cuts each box grown by --margin-mm out of the scan with half a network patch of
-context around it and runs nnU-Net's pipeline (resampling, sliding window, export) on that crop only;
-the map keeps those regions and is background elsewhere: on clinical-size CTs this is many times
-faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
+ROI mode (default) cuts each box grown by --margin-mm out of the scan together with the whole-volume
+prediction's tiles that reach it, and runs nnU-Net's pipeline (resampling, those tiles, export) on
+that crop only: inside the regions the map is the whole-volume prediction's, elsewhere background,
+and on clinical-size CTs it is many times faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
 soft voting (mean of their probabilities).
 
 Resumable: finished cases are kept in nnUNet_raw/.DatasetXXX_Name.pseudolabel/ and skipped on a
