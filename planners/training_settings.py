@@ -49,10 +49,9 @@ class TrainingSettings:
         box_perturbation: probability that a training sample's boxes are perturbed as a reader would
             draw them (box teacher; default 0.5; 0 = exact boxes).
         strong_fraction: share of strong cases per draw for the students (default: the plain union).
-        cpu_precision: the network's CPU forward passes (training, validation, prediction): ``fp32``
-            (default), ``bf16``, or ``auto`` (bf16 where the CPU has native bf16 instructions, else float32);
+        cpu_precision: the network's CPU forward passes (training, validation, prediction): ``auto``
+            (default: bf16 where the CPU has native bf16 instructions, else float32), ``bf16`` or ``fp32``;
             the environment variable ``NNUNET_TS_PRECISION`` overrides it (``nnunet_ts.nnunet.cpu_precision``).
-            float32 stays the default until bf16 training is shown to match it (``docs/experiments.md``).
         seed: training seed (torch, numpy, random; ``nnunet_ts.nnunet.seeding``), set before the network is
             built, so a training on a CPU with ``nnUNet_n_proc_DA=0`` repeats exactly (None: nnU-Net's
             unseeded training).
@@ -65,7 +64,7 @@ class TrainingSettings:
     foreground_sampling: float | None = None
     box_perturbation: float | None = None
     strong_fraction: float | None = None
-    cpu_precision: str = "fp32"
+    cpu_precision: str = "auto"
     seed: int | None = None
 
     def check(self, where: str) -> TrainingSettings:

@@ -9,8 +9,8 @@ from nnunet_ts.nnunet.cpu_precision import ENV_PRECISION, autocast_forward_on_cp
 
 
 @pytest.mark.parametrize("env, setting, native, expected", [
-    (None, None, True, "fp32"),         # float32 unless asked (bf16 parity not shown yet)
-    (None, None, False, "fp32"),
+    (None, None, True, "bf16"),         # the default: bf16 where the CPU has it natively
+    (None, None, False, "fp32"),        # float32 elsewhere
     (None, "auto", True, "bf16"),
     (None, "fp32", True, "fp32"),
     (None, "bf16", False, "bf16"),      # forced: runs (emulated) where the CPU has no bf16 instructions
