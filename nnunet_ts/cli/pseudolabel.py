@@ -15,8 +15,9 @@ not thresholded), a hard mask (>= 0.5) for nnU-Net's bookkeeping, and the case's
 ROI mode (default) cuts each box grown by --margin-mm out of the scan together with the whole-volume
 prediction's tiles that reach it, and runs nnU-Net's pipeline (resampling, those tiles, export) on
 that crop only: inside the regions the map is the whole-volume prediction's, elsewhere background,
-and on clinical-size CTs it is many times faster than nnU-Net's whole-volume prediction. --mode full predicts the whole volume. Folds are combined by
-soft voting (mean of their probabilities).
+and on clinical-size CTs it is several times faster than nnU-Net's whole-volume prediction.
+--mode full predicts the whole volume. Folds are combined by soft voting (mean of their
+probabilities).
 
 Resumable: finished cases are kept in nnUNet_raw/.DatasetXXX_Name.pseudolabel/ and skipped on a
 rerun with the same settings. Shards: run --num-parts N --part-id 0..N-1 (at once, on machines
