@@ -112,13 +112,36 @@ def grid_offset(start: int, length: int, image_length: int, ratio: float) -> flo
     and nnU-Net's separate-z interpolation alike). The crop's sample ``i`` is compared with the nearest
     whole-image sample ``j0 + i``.
     """
+    return _placement(start, length, image_length, ratio)[0]
+
+
+def _placement(start: int, length: int, image_length: int, ratio: float) -> tuple[float, int, int]:
+    """(:func:`grid_offset`, the whole image's resampled index ``j0`` of the crop's first resampled
+    sample, the crop's resampled length)."""
     full_out = max(round(image_length * ratio), 1)
     out = max(round(length * ratio), 1)
     full_scale, scale = image_length / full_out, length / out
     first = start + 0.5 * scale - 0.5  # the crop's first sample in image coordinates
     j0 = round((first + 0.5) / full_scale - 0.5)
     offset = first - ((j0 + 0.5) * full_scale - 0.5)
-    return max(abs(offset), abs(offset + (out - 1) * (scale - full_scale)))
+    return max(abs(offset), abs(offset + (out - 1) * (scale - full_scale))), j0, out
+
+
+def _aligned_range(start: int, stop: int, image_length: int, ratio: float, search: int,
+                   holds=lambda j0, out: True) -> tuple[slice, int, int] | None:
+    """The smallest ``[start, stop)`` grown by up to ``search`` voxels per side (within the image) whose
+    resampled grid falls on the whole image's (offsets within ``ALIGNED_WITHIN`` voxel count as equal),
+    among those whose placement ``holds(j0, out)``: (the range, j0, resampled length), or None."""
+    best = None
+    for a in range(start, max(start - search, 0) - 1, -1):
+        for b in range(stop, min(stop + search, image_length) + 1):
+            offset, j0, out = _placement(a, b - a, image_length, ratio)
+            if not holds(j0, out):
+                continue
+            key = (round(offset / ALIGNED_WITHIN), b - a)
+            if best is None or key < best[0]:
+                best = (key, slice(a, b), j0, out)
+    return None if best is None else best[1:]
 
 
 def aligned_crop(crop: Region, shape: Sequence[int], spacing_zyx: Sequence[float],
@@ -138,14 +161,7 @@ def aligned_crop(crop: Region, shape: Sequence[int], spacing_zyx: Sequence[float
         if abs(ratio - 1.0) < 1e-9:
             out.append(sl)
             continue
-        best = None
-        for start in range(sl.start, max(sl.start - search, 0) - 1, -1):
-            for stop in range(sl.stop, min(sl.stop + search, n) + 1):
-                # offsets within ALIGNED_WITHIN voxel count as equal: the smaller crop wins
-                key = (round(grid_offset(start, stop - start, n, ratio) / ALIGNED_WITHIN), stop - start)
-                if best is None or key < best[0]:
-                    best = (key, slice(start, stop))
-        out.append(best[1])
+        out.append(_aligned_range(sl.start, sl.stop, n, ratio, search)[0])
     return tuple(out)
 
 
@@ -206,19 +222,10 @@ def tile_plan(region: Region, shape: Sequence[int], spacing_zyx: Sequence[float]
         chosen = [a for a in axis_steps if a <= high and a + p - 1 >= low]
         lo, hi = min(chosen), max(chosen) + p
         a0, b0 = max(int(np.floor(lo * scale)) - 1, 0), min(int(np.ceil(hi * scale)) + 1, n)
-        best = None
-        for start in range(a0, max(a0 - search, 0) - 1, -1):
-            for stop in range(b0, min(b0 + search, n) + 1):
-                out = max(round((stop - start) * ratio), 1)
-                j0 = round((start + 0.5 * (stop - start) / out) / scale - 0.5)
-                if j0 > lo or j0 + out < hi:
-                    continue
-                key = (round(grid_offset(start, stop - start, n, ratio) / ALIGNED_WITHIN), stop - start)
-                if best is None or key < best[0]:
-                    best = (key, slice(start, stop), j0, out)
-        if best is None:
+        found = _aligned_range(a0, b0, n, ratio, search, lambda j0, out, lo=lo, hi=hi: j0 <= lo and j0 + out >= hi)
+        if found is None:
             return None
-        _, piece, j0, out = best
+        piece, j0, out = found
         crop.append(piece)
         first.append(j0)
         crop_shape.append(out)
