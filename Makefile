@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DIR ?= demo_output
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup demo benchmark test clean-demo
 
 setup: $(VENV)/.installed
 
@@ -16,13 +16,19 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 ## the main job: the paper's experiment on synthetic data (teachers, pseudo-labels, students, report)
-## SCENARIO=scarce|vast; EPOCHS=80 trains every network 80 x 25 iterations (the student comparison,
-## 85 min on 2 cores before the 60-case held-out set; not measured since) into its own folder; rerunning resumes, `make clean-demo` starts afresh
+## SCENARIO=scarce|vast; EPOCHS=N trains every network N x 25 iterations into its own folder;
+## rerunning resumes, `make clean-demo` starts afresh
 SCENARIO ?= scarce
 EPOCHS ?=
+SEEDS ?= 3
+DEMO_OUT = $(if $(EPOCHS),--epochs $(EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-e$(EPOCHS),--out $(DEMO_DIR)/$(SCENARIO)-cpu)
 demo: setup
-	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu \
-		$(if $(EPOCHS),--epochs $(EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-e$(EPOCHS),--out $(DEMO_DIR)/$(SCENARIO)-cpu)
+	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu $(DEMO_OUT)
+
+## the repeat study: the demo with baseline, SO and DO trained with SEEDS training seeds (default 3);
+## after `make demo` it adds the seeds to that run (teachers, pseudo-labels and seed 0 are kept)
+benchmark: setup
+	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu --train-seeds $(SEEDS) $(DEMO_OUT)
 
 ## the test suite (what CI runs): the linter, then the tests in two worker processes (tests that share
 ## a trained model or planned datasets run in one worker: tests/conftest.py)

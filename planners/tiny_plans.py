@@ -31,8 +31,10 @@ class TinyPlan:
     Attributes:
         name: configuration name to add.
         source: planned configuration to inherit data and spacing from.
-        patch_size: requested patch (z, y, x) in voxels; nnU-Net's topology rule makes it divisible
-            by the network's total stride, so the final patch may be slightly smaller/larger.
+        patch_size: requested patch (z, y, x) in voxels, capped per axis at the source configuration's
+            patch (nnU-Net sized that to the median image; a larger patch would be padding, e.g. on lung
+            crops narrower than 64 voxels); nnU-Net's topology rule then makes it divisible by the
+            network's total stride, so the final patch may be slightly smaller/larger.
         features_per_stage: encoder widths; their number caps the number of stages.
         batch_size: patches per iteration.
         n_conv_per_stage: convolutions per encoder and decoder stage.
@@ -57,13 +59,18 @@ class TinyPlan:
             raise ValueError("batch_size and n_conv_per_stage must be >= 1")
 
 
+def capped_patch(requested: tuple[int, ...], source_patch: list[int]) -> list[int]:
+    """The requested patch, no axis larger than the source configuration's patch."""
+    return [int(min(r, s)) for r, s in zip(requested, source_patch)]
+
+
 def tiny_configuration(source_config: dict, plan: TinyPlan) -> dict:
     """The configuration dict to add, from the resolved source configuration."""
     from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
     spacing = source_config["spacing"]
-    _, pool_sizes, conv_sizes, patch, _ = get_pool_and_conv_props(
-        spacing, list(plan.patch_size), 4, 999999)
+    requested = capped_patch(plan.patch_size, source_config["patch_size"])
+    _, pool_sizes, conv_sizes, patch, _ = get_pool_and_conv_props(spacing, requested, 4, 999999)
     n_stages = min(len(pool_sizes), len(plan.features_per_stage))
     pool_sizes, conv_sizes = pool_sizes[:n_stages], conv_sizes[:n_stages]
     divisor = np.prod(np.array(pool_sizes), axis=0)

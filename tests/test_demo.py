@@ -289,3 +289,11 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     # other settings in the same folder: refused
     with pytest.raises(InputError, match="other settings"):
         run_demo(Demo(replace(config, seed=1), tmp_path / "demo", echo=lines.append))
+    # a second training seed extends the run: only the compared networks' seed-1 trainings are new
+    lines.clear()
+    two = Demo(replace(config, train_seeds=2), tmp_path / "demo", echo=lines.append)
+    run_demo(two)
+    trained = [line[2:] for line in lines if line.startswith("$ nnUNetv2_train")]
+    assert len(trained) == 3 and all("demo_student_seed1" in c for c in trained)
+    results = json.loads((two.report_dir / "results.json").read_text())
+    assert results["train_seeds"] == 2

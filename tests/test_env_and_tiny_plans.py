@@ -14,12 +14,19 @@ from tests.factories.plans import FULLRES
 # The 3d_fullres configuration nnU-Net 2.8.1 plans for a 16x32x32 dataset at (3, 1.5, 1.5) mm.
 
 
+def write_plans(path, fullres):
+    path.write_text(json.dumps({"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans",
+                                "configurations": {"3d_fullres": fullres}}))
+    return path
+
+
 @pytest.fixture
 def plans_file(tmp_path):
-    path = tmp_path / "nnUNetPlans.json"
-    path.write_text(json.dumps({"dataset_name": "Dataset901_T", "plans_name": "nnUNetPlans",
-                                "configurations": {"3d_fullres": FULLRES}}))
-    return path
+    return write_plans(tmp_path / "nnUNetPlans.json", FULLRES)
+
+
+# FULLRES as nnU-Net plans it for larger images
+LARGE_FULLRES = {**FULLRES, "patch_size": [64, 128, 128], "median_image_size_in_voxels": [64.0, 128.0, 128.0]}
 
 
 def test_env_prepends_our_trainer_folder_once_and_keeps_others():
@@ -41,7 +48,8 @@ def test_env_root_sets_the_three_nnunet_folders(tmp_path, capsys):
     ((16, 32, 32), (8, 16, 32), [16, 32, 32], 3),
     ((18, 36, 36), (8, 16, 32, 64), [20, 40, 40], 4),  # rounded up to the total stride (4, 8, 8)
 ])
-def test_tiny_configuration_shapes(plans_file, patch, features, expected_patch, expected_stages):
+def test_tiny_configuration_shapes(tmp_path, patch, features, expected_patch, expected_stages):
+    plans_file = write_plans(tmp_path / "nnUNetPlans.json", LARGE_FULLRES)
     config = add_tiny_configuration(plans_file, TinyPlan(patch_size=patch, features_per_stage=features))
     kwargs = config["architecture"]["arch_kwargs"]
     assert config["inherits_from"] == "3d_fullres" and config["patch_size"] == expected_patch
@@ -50,7 +58,18 @@ def test_tiny_configuration_shapes(plans_file, patch, features, expected_patch, 
     total_stride = np.prod(np.array(kwargs["strides"]), axis=0)
     assert all(p % s == 0 for p, s in zip(config["patch_size"], total_stride))
     saved = json.loads(plans_file.read_text())["configurations"]
-    assert saved["3d_tiny"] == config and saved["3d_fullres"] == FULLRES
+    assert saved["3d_tiny"] == config and saved["3d_fullres"] == LARGE_FULLRES
+
+
+@pytest.mark.parametrize("source_patch, expected_patch", [
+    ([64, 56, 48], [32, 56, 48]),  # lung crops: nnU-Net's patch narrower than the requested 64 in plane
+    ([16, 32, 32], [16, 32, 32]),  # small images: every axis capped
+    ([64, 128, 128], [32, 64, 64]),  # large images: the requested patch
+])
+def test_tiny_patch_is_never_larger_than_the_source_patch(tmp_path, source_patch, expected_patch):
+    plans_file = write_plans(tmp_path / "nnUNetPlans.json", {**FULLRES, "patch_size": source_patch})
+    config = add_tiny_configuration(plans_file, TinyPlan(patch_size=(32, 64, 64)))
+    assert config["patch_size"] == expected_patch
 
 
 def test_tiny_configuration_resolves_through_nnunet_and_builds_a_small_network(plans_file):

@@ -53,7 +53,8 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--source", default="3d_fullres", help="configuration to inherit from")
     p.add_argument("--name", default="3d_tiny", help="name of the configuration to add")
     p.add_argument("--patch", type=positive_int, nargs=3, default=[32, 64, 64], metavar=("Z", "Y", "X"),
-                   help="patch size in voxels (adjusted to the network's stride)")
+                   help="patch size in voxels, at most the source configuration's patch per axis "
+                        "(adjusted to the network's stride)")
     p.add_argument("--features", type=positive_int, nargs="+", default=[8, 16, 32, 64],
                    help="features per encoder stage (their count caps the number of stages)")
     p.add_argument("--batch-size", type=positive_int, default=2, help="batch size")

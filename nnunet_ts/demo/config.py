@@ -75,7 +75,8 @@ class DemoConfig:
         synth_shape: image size (z, y, x) of the synthetic CTs, voxels (compact preset).
         network: the nnU-Net configuration trained: ``3d_tiny`` (added by ``nnunet_ts tiny-plans``,
             inheriting ``3d_fullres``) or ``3d_fullres``.
-        tiny_patch: patch (z, y, x) of ``3d_tiny``, voxels.
+        tiny_patch: patch (z, y, x) of ``3d_tiny``, voxels, requested: ``nnunet_ts tiny-plans`` caps each axis
+            at nnU-Net's ``3d_fullres`` patch (on the synthetic lung crops 32 x 56 x 48).
         teacher_budget: box-guided and CT-only teachers (equal, for a fair comparison).
         student_budget: baseline, SO and DO students (equal).
         train_seeds: trainings of each compared network (baseline, SO, DO), with training seeds
@@ -100,8 +101,8 @@ class DemoConfig:
     synth_shape: tuple[int, int, int] = (64, 128, 128)
     network: str = "3d_tiny"
     tiny_patch: tuple[int, int, int] = (32, 64, 64)
-    teacher_budget: Budget = Budget(16, 25)
-    student_budget: Budget = Budget(20, 25)
+    teacher_budget: Budget = Budget(50, 25)
+    student_budget: Budget = Budget(80, 25)
     train_seeds: int = 1
     lung_crops: bool = True
     student_dice_smooth: float | None = 0.0

@@ -8,7 +8,8 @@ rerun skips it, so an interrupted demo continues where it stopped. Predictions, 
 report are redone, marker or not, when the file they leave is gone (e.g. a deleted ``report/``) or when
 an earlier step ran in this run (e.g. a training whose marker was deleted), so they never describe
 networks that have changed since. ``OUT/demo.json`` records the settings; a rerun with other settings
-stops with an error (use ``--overwrite`` or another ``--out``).
+stops with an error (use ``--overwrite`` or another ``--out``), except for ``--train-seeds``: more seeds
+add trainings to the same run (its teachers, pseudo-labels and finished trainings are kept).
 
 How the comparison is kept fair (docs/experiments.md, "How the comparison is set up"):
 
@@ -61,6 +62,17 @@ from nnunet_ts.evaluation.folder import SUMMARY_NAME
 from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
 
 SETTINGS_FILE = "demo.json"
+
+
+def same_run(stored: dict | None, settings: dict) -> bool:
+    """Whether ``settings`` continue the run recorded as ``stored``: equal but for the number of training
+    seeds (``--train-seeds 3`` on a finished one-seed run adds seeds 1 and 2 to it)."""
+    def without_seeds(d: dict | None) -> dict | None:
+        if not isinstance(d, dict) or not isinstance(d.get("config"), dict):
+            return d
+        return {**d, "config": {k: v for k, v in d["config"].items() if k != "train_seeds"}}
+
+    return without_seeds(stored) == without_seeds(settings)
 SETS_FILE = "sets.json"
 PLANS_CHECK_FILE = "plans_check.json"
 STEPS_DIR = ".steps"
@@ -138,9 +150,11 @@ class Demo:
             shutil.rmtree(self.out)
         if settings_file.is_file():
             stored = json.loads(settings_file.read_text())
-            if stored.get("settings") != json.loads(json.dumps(self.settings())):
+            if not same_run(stored.get("settings"), json.loads(json.dumps(self.settings()))):
                 raise InputError(f"{self.out} holds a demo run with other settings ({settings_file}); "
                                  f"pass --overwrite to start afresh or choose another --out")
+            # more (or fewer) training seeds extend the same run: its finished trainings are kept
+            settings_file.write_text(json.dumps({"settings": self.settings()}, indent=2))
         elif self.out.exists() and any(self.out.iterdir()):
             raise InputError(f"{self.out} is not empty and holds no {SETTINGS_FILE}; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
