@@ -133,13 +133,16 @@ def comparison_lines(found: list[dict], table: dict, scenario: str) -> list[str]
     return lines
 
 
-def pseudo_label_lines(summary_file: Path) -> list[str]:
-    """A one-row table: the weak cases' pseudo-labels (teacher >= 0.5) vs their true masks, if known."""
+def pseudo_label_lines(summary_file: Path, lung_crops: bool = False) -> list[str]:
+    """A one-row table: the weak cases' pseudo-labels (teacher >= 0.5) vs their true masks, if known.
+
+    With ``lung_crops`` the pseudo-labels, and so the scored inputs, are one per lung crop, not per case."""
     if not summary_file.is_file():
         return []
     summary = json.loads(summary_file.read_text())
     metrics = summary["metrics"]
-    return [f"### Pseudo-labels: the box-guided teacher on the {summary['n_cases']} weak cases vs their true "
+    inputs = "lung crops of the weak cases" if lung_crops else "weak cases"
+    return [f"### Pseudo-labels: the box-guided teacher on the {summary['n_cases']} {inputs} vs their true "
             f"masks (synthetic data only; the students never see these masks)", "",
             "| pseudo-labels | " + " | ".join(f"{name} %" for _, name in METRICS) + " |",
             "|---|" + "---|" * len(METRICS),
@@ -230,7 +233,8 @@ def write_report(demo, out: Path) -> Path:
                   "Each student against the baseline on its own, and the box-guided against the CT-only teacher: "
                   "the mean of the per-case DSC differences, with its paired bootstrap 95 % CI.", "",
                   *comparison_lines(test["comparisons"], t, c.scenario), ""]
-    lines += pseudo_label_lines(demo.out / "evaluation" / "pseudo_labels" / "evaluation_summary.json")
+    lines += pseudo_label_lines(demo.out / "evaluation" / "pseudo_labels" / "evaluation_summary.json",
+                                demo.config.lung_crops)
     if "validation" in results:
         v = results["validation"]
         lines += ["## Validation set (for design choices; not the final result)", "",
