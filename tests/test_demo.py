@@ -289,11 +289,27 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     # other settings in the same folder: refused
     with pytest.raises(InputError, match="other settings"):
         run_demo(Demo(replace(config, seed=1), tmp_path / "demo", echo=lines.append))
-    # a second training seed extends the run: only the compared networks' seed-1 trainings are new
-    lines.clear()
-    two = Demo(replace(config, train_seeds=2), tmp_path / "demo", echo=lines.append)
-    run_demo(two)
-    trained = [line[2:] for line in lines if line.startswith("$ nnUNetv2_train")]
-    assert len(trained) == 3 and all("demo_student_seed1" in c for c in trained)
-    results = json.loads((two.report_dir / "results.json").read_text())
-    assert results["train_seeds"] == 2
+
+
+
+def test_more_training_seeds_continue_a_run(tmp_path):
+    from nnunet_ts.demo.pipeline import SETTINGS_FILE, Demo
+
+    config = DemoConfig("scarce", "cpu", Cohort(n_strong=3, n_weak=3, n_test=2, n_validation=1),
+                        synth_shape=(32, 64, 64), teacher_budget=Budget(1, 2, 1), student_budget=Budget(1, 2, 1))
+    one = Demo(config, tmp_path / "demo", echo=lambda _: None)
+    one.prepare(overwrite=False)
+    two = Demo(replace(config, train_seeds=2), tmp_path / "demo", echo=lambda _: None)
+    two.prepare(overwrite=False)  # accepted: the same run with one more seed
+    stored = json.loads((tmp_path / "demo" / SETTINGS_FILE).read_text())["settings"]["config"]
+    assert stored["train_seeds"] == 2
+    # the one-seed run's steps keep their names (their markers skip them); what is new is seed 1's
+    old = {s.name for s in one.steps()}
+    new = {s.name for s in two.steps()} - old
+    assert old < {s.name for s in two.steps()}
+    assert new and all("seed1" in name for name in new)
+    assert {f"train_{key}_seed1" for key in ("baseline", "so_student", "do_student")} <= new
+    assert not any(name.startswith("train_") and "teacher" in name for name in new)
+    # any other change is still refused
+    with pytest.raises(InputError, match="other settings"):
+        Demo(replace(config, train_seeds=2, seed=1), tmp_path / "demo", echo=lambda _: None).prepare(overwrite=False)
