@@ -291,7 +291,6 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
         run_demo(Demo(replace(config, seed=1), tmp_path / "demo", echo=lines.append))
 
 
-
 def test_more_training_seeds_continue_a_run(tmp_path):
     from nnunet_ts.demo.pipeline import SETTINGS_FILE, Demo
 
@@ -304,12 +303,17 @@ def test_more_training_seeds_continue_a_run(tmp_path):
     stored = json.loads((tmp_path / "demo" / SETTINGS_FILE).read_text())["settings"]["config"]
     assert stored["train_seeds"] == 2
     # the one-seed run's steps keep their names (their markers skip them); what is new is seed 1's
-    old = {s.name for s in one.steps()}
-    new = {s.name for s in two.steps()} - old
-    assert old < {s.name for s in two.steps()}
+    old, extended = {s.name for s in one.steps()}, {s.name for s in two.steps()}
+    new = extended - old
+    assert old < extended
     assert new and all("seed1" in name for name in new)
     assert {f"train_{key}_seed1" for key in ("baseline", "so_student", "do_student")} <= new
     assert not any(name.startswith("train_") and "teacher" in name for name in new)
     # any other change is still refused
     with pytest.raises(InputError, match="other settings"):
         Demo(replace(config, train_seeds=2, seed=1), tmp_path / "demo", echo=lambda _: None).prepare(overwrite=False)
+    # a damaged settings file: one clear error naming it, the run's folder left as it is
+    (tmp_path / "demo" / SETTINGS_FILE).write_text('{"settings": ')
+    with pytest.raises(InputError, match=r"demo\.json is not readable JSON.*--overwrite"):
+        Demo(config, tmp_path / "demo", echo=lambda _: None).prepare(overwrite=False)
+    assert (tmp_path / "demo" / SETTINGS_FILE).read_text() == '{"settings": '

@@ -62,6 +62,12 @@ from nnunet_ts.evaluation.folder import SUMMARY_NAME
 from nnunet_ts.nnunet.stock_commands import CommandRunner, dataset_folder, nnunet_environment, quoted
 
 SETTINGS_FILE = "demo.json"
+SETS_FILE = "sets.json"
+PLANS_CHECK_FILE = "plans_check.json"
+STEPS_DIR = ".steps"
+
+NOT_DONE = "not done yet"
+PSEUDO_NAME = "DemoPseudo"
 
 
 def same_run(stored: dict | None, settings: dict) -> bool:
@@ -73,11 +79,6 @@ def same_run(stored: dict | None, settings: dict) -> bool:
         return {**d, "config": {k: v for k, v in d["config"].items() if k != "train_seeds"}}
 
     return without_seeds(stored) == without_seeds(settings)
-SETS_FILE = "sets.json"
-PLANS_CHECK_FILE = "plans_check.json"
-STEPS_DIR = ".steps"
-NOT_DONE = "not done yet"
-PSEUDO_NAME = "DemoPseudo"
 
 
 class Step(NamedTuple):
@@ -149,17 +150,20 @@ class Demo:
                                  f"folder; choose another --out")
             shutil.rmtree(self.out)
         if settings_file.is_file():
-            stored = json.loads(settings_file.read_text())
-            if not same_run(stored.get("settings"), json.loads(json.dumps(self.settings()))):
+            try:
+                stored = json.loads(settings_file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise InputError(f"{settings_file} is not readable JSON ({exc}); pass --overwrite to start "
+                                 f"afresh or choose another --out") from None
+            current = json.loads(json.dumps(self.settings()))
+            if not isinstance(stored, dict) or not same_run(stored.get("settings"), current):
                 raise InputError(f"{self.out} holds a demo run with other settings ({settings_file}); "
                                  f"pass --overwrite to start afresh or choose another --out")
-            # more (or fewer) training seeds extend the same run: its finished trainings are kept
-            settings_file.write_text(json.dumps({"settings": self.settings()}, indent=2))
         elif self.out.exists() and any(self.out.iterdir()):
             raise InputError(f"{self.out} is not empty and holds no {SETTINGS_FILE}; choose another --out")
         self.out.mkdir(parents=True, exist_ok=True)
-        if not settings_file.is_file():
-            settings_file.write_text(json.dumps({"settings": self.settings()}, indent=2))
+        # written again on a rerun: another number of training seeds extends the same run
+        settings_file.write_text(json.dumps({"settings": self.settings()}, indent=2))
         env = nnunet_environment(self.root, self.device, self.config.num_processes)
         self.runner = CommandRunner(env, self.out / "logs", echo=self.echo)
 
