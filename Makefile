@@ -25,10 +25,12 @@ DEMO_OUT = $(if $(EPOCHS),--epochs $(EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-e
 demo: setup
 	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu $(DEMO_OUT)
 
-## the repeat study: the demo with baseline, SO and DO trained with SEEDS training seeds (default 3);
-## after `make demo` it adds the seeds to that run (teachers, pseudo-labels and seed 0 are kept)
+## the repeat study: the demo with baseline, SO and DO trained with SEEDS training seeds (default 3),
+## BENCH_EPOCHS x 25 iterations each (default 160; the teachers keep the demo's budget), in its own folder
+BENCH_EPOCHS ?= 160
 benchmark: setup
-	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu --train-seeds $(SEEDS) $(DEMO_OUT)
+	$(BIN)/nnunet_ts demo --scenario $(SCENARIO) --scale cpu --train-seeds $(SEEDS) \
+		--student-epochs $(BENCH_EPOCHS) --out $(DEMO_DIR)/$(SCENARIO)-cpu-seeds$(SEEDS)-e$(BENCH_EPOCHS)
 
 ## the test suite (what CI runs): the linter, then the tests in two worker processes (tests that share
 ## a trained model or planned datasets run in one worker: tests/conftest.py)

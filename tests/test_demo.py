@@ -31,6 +31,9 @@ def test_presets_and_budget_override():
     changed = scarce.with_budget(epochs=3)
     assert (changed.teacher_budget.epochs, changed.student_budget.epochs) == (3, 3)
     assert changed.student_budget.iterations == scarce.student_budget.iterations
+    longer = scarce.with_budget(student_epochs=160)  # the compared networks alone, still one budget
+    assert (longer.teacher_budget, longer.student_budget.epochs) == (scarce.teacher_budget, 160)
+    assert scarce.with_budget(epochs=3, student_epochs=7).teacher_budget.epochs == 3
     with pytest.raises(ValueError):
         preset("plenty", "cpu")
     with pytest.raises(ValueError):

@@ -40,7 +40,7 @@ examples:
   nnunet_ts demo                                  # scarce scenario, cpu scale, into demo_output/scarce-cpu
   nnunet_ts demo --scenario vast --scale cpu
   nnunet_ts demo --scale gpu --device cuda --out /data/demo
-  nnunet_ts demo --train-seeds 3 --epochs 80                # repeats of baseline, SO and DO
+  nnunet_ts demo --train-seeds 3 --student-epochs 160       # repeats of baseline, SO and DO (make benchmark)
   nnunet_ts demo --cases $nnUNet_raw/cohorts/msd/cases.csv --scale gpu --device cuda   # a real cohort"""
 
 
@@ -64,6 +64,9 @@ def register(subparsers, name: str, help_text: str) -> None:
                         "`nnunet_ts convert`) instead of the synthetic cohort")
     p.add_argument("--seed", type=integer(0), default=0, help="seed of the synthetic cohort")
     p.add_argument("--epochs", type=positive_int, default=None, help="override every network's epochs")
+    p.add_argument("--student-epochs", type=positive_int, default=None, metavar="N",
+                   help="override the epochs of baseline, SO and DO alone (one budget for the three); the "
+                        "teachers keep theirs (or --epochs)")
     p.add_argument("--iterations", type=positive_int, default=None,
                    help="override every network's training iterations per epoch")
     p.add_argument("--n-strong", type=positive_int, default=None, help="override the scenario's strong cases")
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_ts.demo.pipeline import Demo, run_demo, summary_lines
     from nnunet_ts.errors import InputError
 
-    config = preset(args.scenario, args.scale).with_budget(args.epochs, args.iterations)
+    config = preset(args.scenario, args.scale).with_budget(args.epochs, args.iterations, args.student_epochs)
     try:
         cohort = Cohort(args.n_strong or config.cohort.n_strong, args.n_weak or config.cohort.n_weak,
                         args.n_test or config.cohort.n_test,

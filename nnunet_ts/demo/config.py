@@ -121,12 +121,16 @@ class DemoConfig:
         if self.train_seeds < 1:
             raise ValueError(f"train_seeds must be >= 1, got {self.train_seeds}")
 
-    def with_budget(self, epochs: int | None = None, iterations: int | None = None) -> DemoConfig:
-        """The same run with every training's epochs and/or iterations per epoch replaced."""
-        def change(b: Budget) -> Budget:
-            return replace(b, epochs=epochs or b.epochs, iterations=iterations or b.iterations)
+    def with_budget(self, epochs: int | None = None, iterations: int | None = None,
+                    student_epochs: int | None = None) -> DemoConfig:
+        """The same run with every training's epochs and/or iterations per epoch replaced;
+        ``student_epochs`` then sets the compared networks' epochs alone (baseline, SO, DO: still one
+        budget for the three), the teachers keeping theirs."""
+        def change(b: Budget, new_epochs: int | None) -> Budget:
+            return replace(b, epochs=new_epochs or b.epochs, iterations=iterations or b.iterations)
 
-        return replace(self, teacher_budget=change(self.teacher_budget), student_budget=change(self.student_budget))
+        return replace(self, teacher_budget=change(self.teacher_budget, epochs),
+                       student_budget=change(self.student_budget, student_epochs or epochs))
 
 
 # Budgeted for a 2-core CPU (docs/benchmarks.md has the measured times). 40 test cases for the
