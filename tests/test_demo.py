@@ -287,7 +287,7 @@ def test_whole_demo_at_minimal_size_then_resumes(tmp_path, monkeypatch):
     run_demo(Demo(config, tmp_path / "demo", echo=lines.append))
     commands = [line[2:] for line in lines if line.startswith("$ ")]
     assert len(commands) == 1 and commands[0].startswith("nnunet_ts evaluate") and "largest-component" in commands[0]
-    assert any("again: an earlier step ran in this run" in line for line in lines)
+    assert any("again: an earlier step it depends on ran in this run" in line for line in lines)
     assert (demo.report_dir / "report.md").stat().st_mtime_ns > report_time
     # other settings in the same folder: refused
     with pytest.raises(InputError, match="other settings"):
@@ -320,3 +320,49 @@ def test_more_training_seeds_continue_a_run(tmp_path):
     with pytest.raises(InputError, match=r"demo\.json is not readable JSON.*--overwrite"):
         Demo(config, tmp_path / "demo", echo=lambda _: None).prepare(overwrite=False)
     assert (tmp_path / "demo" / SETTINGS_FILE).read_text() == '{"settings": '
+
+
+def test_a_step_reruns_only_the_results_that_depend_on_it(tmp_path):
+    """Adding a seed leaves the finished seed's and the teachers' results alone; retraining a teacher redoes
+    every result (the pseudo-labels depend on the box teacher); the plans check and report follow any change."""
+    from nnunet_ts.demo.pipeline import Demo, run_demo
+
+    config = DemoConfig("scarce", "cpu", Cohort(n_strong=3, n_weak=3, n_test=2, n_validation=1),
+                        synth_shape=(32, 64, 64), teacher_budget=Budget(1, 2, 1), student_budget=Budget(1, 2, 1))
+    ran: list[str] = []
+
+    class Recorded:
+        """The demo's real steps, with actions that only record themselves and leave their output."""
+
+        def __init__(self, seeds: int):
+            self.real = Demo(replace(config, train_seeds=seeds), tmp_path / "demo", echo=lambda _: None)
+            self.out, self.echo = self.real.out, lambda _: None
+
+        def prepare(self, overwrite: bool) -> None:
+            self.real.prepare(overwrite)
+
+        def steps(self):
+            def recorder(step):
+                def action():
+                    ran.append(step.name)
+                    if step.output is not None:
+                        step.output.mkdir(parents=True, exist_ok=True)
+                return action
+            return [step._replace(action=recorder(step)) for step in self.real.steps()]
+
+    run_demo(Recorded(1))
+    assert len(ran) == len(Recorded(1).steps())
+    ran.clear()
+    run_demo(Recorded(2))
+    assert ran and set(ran) - {"check_plans", "report"} == {n for n in ran if n.endswith("seed1") or "_seed1_" in n}
+    assert {"check_plans", "report", "train_so_student_seed1", "predict_so_student_seed1"} <= set(ran)
+    ran.clear()
+    (tmp_path / "demo" / ".steps" / "train_baseline_seed0.done").unlink()
+    run_demo(Recorded(2))
+    assert "predict_so_student_seed0" in ran and "evaluate_baseline_seed0_largest_component" in ran
+    assert not any("seed1" in n or "teacher" in n for n in ran if n not in ("check_plans", "report"))
+    ran.clear()
+    (tmp_path / "demo" / ".steps" / "train_box_teacher_seed0.done").unlink()
+    run_demo(Recorded(2))
+    assert {f"predict_{key}_seed{s}" for key in ("baseline", "so_student", "do_student") for s in (0, 1)} <= set(ran)
+    assert "predict_ct_only_teacher_seed0" in ran

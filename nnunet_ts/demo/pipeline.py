@@ -6,10 +6,13 @@ step alone (a few bookkeeping steps are Python: the validation/test split, lung 
 predictions back, the plans check, the report). A finished step leaves ``OUT/.steps/<step>.done``; a
 rerun skips it, so an interrupted demo continues where it stopped. Predictions, evaluations and the
 report are redone, marker or not, when the file they leave is gone (e.g. a deleted ``report/``) or when
-an earlier step ran in this run (e.g. a training whose marker was deleted), so they never describe
-networks that have changed since. ``OUT/demo.json`` records the settings; a rerun with other settings
-stops with an error (use ``--overwrite`` or another ``--out``), except for ``--train-seeds``: more seeds
-add trainings to the same run (its teachers, pseudo-labels and finished trainings are kept).
+an earlier step they depend on ran in this run (e.g. a training whose marker was deleted), so they never
+describe networks that have changed since. What depends on what is the step's ``scope``: the steps of
+one training seed of the compared networks (``seed<k>``) depend on the shared steps and on each other,
+not on another seed's, so adding seeds leaves the finished seeds' predictions alone.
+``OUT/demo.json`` records the settings; a rerun with other settings stops with an error (use
+``--overwrite`` or another ``--out``), except for ``--train-seeds``: more seeds add trainings to the same
+run (its teachers, pseudo-labels and finished trainings and predictions are kept).
 
 How the comparison is kept fair (docs/experiments.md, "How the comparison is set up"):
 
@@ -81,14 +84,25 @@ def same_run(stored: dict | None, settings: dict) -> bool:
     return without_seeds(stored) == without_seeds(settings)
 
 
+SHARED, EVERY = None, "*"  # step scopes: shared by all that follows; a summary of all that precedes
+
+
 class Step(NamedTuple):
-    """One resumable step: ``output`` is a file it leaves when it is redone whenever that file is gone or
-    an earlier step ran (predictions, evaluations, the report); None for a step made once."""
+    """One resumable step.
+
+    ``output``: a file it leaves when it is redone whenever that file is gone or an earlier step it
+    depends on ran (predictions, evaluations, the report); None for a step made once.
+    ``scope``: what depends on it and what it depends on. ``SHARED`` (cohort, datasets, plans, teachers,
+    pseudo-labels): every later step depends on it. A name (``seed<k>``, ``teachers``): a group whose
+    later steps depend on it and on the shared steps only. ``EVERY`` (the plans check, the report):
+    depends on every earlier step and no step depends on it.
+    """
 
     name: str
     description: str
     action: Callable[[], None]
     output: Path | None = None
+    scope: str | None = SHARED
 
 
 class Demo:
@@ -172,8 +186,9 @@ class Demo:
         c, np_ = self.config, self.config.num_processes
         steps: list[Step] = []
 
-        def cmd(name: str, description: str, command: str, output: Path | None = None) -> None:
-            steps.append(Step(name, description, lambda: self.runner.run(command, name), output))
+        def cmd(name: str, description: str, command: str, output: Path | None = None,
+                scope: str | None = SHARED) -> None:
+            steps.append(Step(name, description, lambda: self.runner.run(command, name), output, scope))
 
         if self.given_cases is None:
             shape = " ".join(map(str, c.synth_shape))
@@ -229,7 +244,7 @@ class Demo:
         self._configurations(cmd, PSEUDO_ID, [(STUDENT_CONFIG, s) for s in seeds])
         steps.append(Step("check_plans", "one plan: baseline and students (and the two teachers but for the "
                           "segbox channel) train with identical plans", self._check_plans,
-                          self.out / PLANS_CHECK_FILE))
+                          self.out / PLANS_CHECK_FILE, EVERY))
         order = ("so_student", "do_student", "ct_only_teacher", "baseline")
         for run in sorted((r for r in self.runs() if r.model.key != "box_teacher"),
                           key=lambda r: (r.seed, order.index(r.model.key))):
@@ -245,10 +260,11 @@ class Demo:
                 f"nnUNetv2_predict -i {inputs} -o {quoted(target)} -d {m.dataset_id} "
                 f"-c {run.configuration} -f all -tr {m.trainer} -chk checkpoint_final.pth "
                 f"-device {self.device} --disable_tta -step_size {c.predict_step_size} "
-                f"-npp {predict_np} -nps {predict_np}", output=target)
+                f"-npp {predict_np} -nps {predict_np}", output=target, scope=result_scope(run))
             if c.lung_crops:
                 steps.append(Step(f"paste_{run.name}", f"{m.label}, seed {run.seed}: crop predictions pasted "
-                                  f"back onto the whole CT", self._paster(run), self.predictions(run)))
+                                  f"back onto the whole CT", self._paster(run), self.predictions(run),
+                                  result_scope(run)))
         gt = quoted(self.held_out_masks())
         for run in self.runs():
             for post, option in POSTPROCESSING.items():
@@ -256,9 +272,9 @@ class Demo:
                                                    f"({post.replace('_', ' ')})",
                     f"nnunet_ts evaluate --pred {quoted(self.predictions(run))} --gt {gt} "
                     f"--out {quoted(self.evaluation(run, post))} --overwrite{option}",
-                    output=self.evaluation(run, post) / SUMMARY_NAME)
+                    output=self.evaluation(run, post) / SUMMARY_NAME, scope=result_scope(run))
         steps.append(Step("report", "tables, confidence intervals, bar chart and image panels", self._report,
-                          self.report_dir / "report.md"))
+                          self.report_dir / "report.md", EVERY))
         return steps
 
     def _configurations(self, cmd, did: int, configurations: list[tuple[str, int]]) -> None:
@@ -270,14 +286,16 @@ class Demo:
                 f"nnunet_ts tiny-plans -d {did} --patch {patch} --overwrite")
             source = "3d_tiny"
         for base, seed in configurations:
-            b = c.teacher_budget if base == TEACHER_CONFIG else c.student_budget
+            compared = base != TEACHER_CONFIG
+            b = c.student_budget if compared else c.teacher_budget
             smooth = c.student_dice_smooth if base == STUDENT_CONFIG else None
             name = f"{base}_seed{seed}"
             cmd(f"budget_{did}_{name}", f"configuration {name} ({b.epochs} x {b.iterations} iterations, "
                                         f"training seed {seed}) for dataset {did}",
                 f"nnunet_ts budget-config -d {did} -c {name} --source {source} --epochs {b.epochs} "
                 f"--iterations {b.iterations} --val-iterations {b.val_iterations} --seed {seed}"
-                + ("" if smooth is None else f" --dice-smooth {smooth:g}") + " --overwrite")
+                + ("" if smooth is None else f" --dice-smooth {smooth:g}") + " --overwrite",
+                scope=seed_scope(seed) if compared else SHARED)
 
     def _train(self, run: Run) -> Step:
         model = run.model
@@ -293,7 +311,7 @@ class Demo:
             self.runner.run(command + (" --c" if resume else ""), name, epochs=budget.epochs)
 
         return Step(name, f"train the {model.label}, seed {run.seed} ({budget.epochs} x {budget.iterations} "
-                          f"iterations)", action)
+                          f"iterations)", action, scope=SHARED if model.role == "teacher" else seed_scope(run.seed))
 
     def _model_folder_or_none(self, run: Run) -> Path | None:
         try:
@@ -410,18 +428,19 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
     timings = json.loads(timings_file.read_text()) if timings_file.is_file() else {}
     seconds: dict[str, float] = {}
     t_start = time.time()
-    ran_earlier_step = False
-    for i, (name, description, action, output) in enumerate(steps, 1):
+    ran: set[str | None] = set()  # scopes of the steps that ran in this run
+    for i, (name, description, action, output, scope) in enumerate(steps, 1):
         marker = steps_dir / f"{name}.done"
         head = f"[{i}/{len(steps)}] {description}"
-        why = _reason_to_run(marker, output, ran_earlier_step)
+        why = _reason_to_run(marker, output, _depends_on(scope, ran))
         if why is None:
             demo.echo(f"{head}: done earlier, skipped")
             seconds[name] = 0.0
             continue
         marker.unlink(missing_ok=True)
         demo.echo(f"\n{head}" + (f" (again: {why})" if why != NOT_DONE else ""))
-        ran_earlier_step = True
+        if scope != EVERY:
+            ran.add(scope)
         t0 = time.time()
         action()
         seconds[name] = timings[name] = time.time() - t0
@@ -432,7 +451,23 @@ def run_demo(demo: Demo, overwrite: bool = False) -> dict:
     return seconds
 
 
-def _reason_to_run(marker: Path, output: Path | None, ran_earlier_step: bool) -> str | None:
+def seed_scope(seed: int) -> str:
+    """The scope of one training seed's steps of the compared networks (configurations, trainings, results)."""
+    return f"seed{seed}"
+
+
+def result_scope(run) -> str:
+    """The scope of a training's prediction and evaluation steps: its seed's for the compared networks;
+    ``teachers`` for the teachers (their trainings are shared steps: the pseudo-labels depend on them)."""
+    return "teachers" if run.model.role == "teacher" else seed_scope(run.seed)
+
+
+def _depends_on(scope: str | None, ran: set[str | None]) -> bool:
+    """Whether a step of ``scope`` depends on a step that ran earlier in this run (``ran``: their scopes)."""
+    return SHARED in ran or (bool(ran) if scope == EVERY else scope in ran)
+
+
+def _reason_to_run(marker: Path, output: Path | None, depends_on_a_step_that_ran: bool) -> str | None:
     """Why a step must run in this run, or None when it is done and up to date."""
     if not marker.is_file():
         return NOT_DONE
@@ -440,8 +475,8 @@ def _reason_to_run(marker: Path, output: Path | None, ran_earlier_step: bool) ->
         return None
     if not output.exists():
         return f"{output} is missing"
-    if ran_earlier_step:
-        return "an earlier step ran in this run"
+    if depends_on_a_step_that_ran:
+        return "an earlier step it depends on ran in this run"
     return None
 
 
