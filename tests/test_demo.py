@@ -142,6 +142,10 @@ def test_results_tables_and_comparisons_on_hand_made_per_case_numbers():
     assert "SO student (50.0) minus baseline (strong only) (23.3): **+26.7 DSC points**, 95 % CI [+" in lines[0]
     assert "the CI excludes 0" in lines[0] and "Paper: +38.2 (MSD)" in lines[0]
     assert "The CT-only teacher (unguided) finds no tumour here" in lines[1]
+    # an interval that rounds to 0 at one end includes 0, and is printed so (no "-0.0")
+    near_zero = [{**so, "mean": -10.5, "low": -19.74, "high": -0.0104}]
+    line = comparison_lines(near_zero, t, "scarce")[0]
+    assert "95 % CI [-19.7, +0.0]" in line and "the CI includes 0" in line
     rows = table_lines(t, "student", "scarce", paper=True)
     # population std of (0.3, 0.4, 0.0): sqrt(0.26 / 9) = 0.170
     assert "| baseline (strong only) (2 seeds) | none | 23.3 ± 17.0 | 35.0 ± 5.0 | 100.0 ± 0.0 |" in rows[2]

@@ -124,10 +124,10 @@ def comparison_lines(found: list[dict], table: dict, scenario: str) -> list[str]
             caveat = f" The {blind[0]} finds no tumour here (DSC-TP undefined)."
         paper = PAPER_GAINS.get((c["network"], c["reference"]), {}).get(scenario)
         # judged on the printed interval: [+0.0, +0.0] is no difference, however small its bounds' sign
-        low, high = round(c["low"], 1), round(c["high"], 1)
+        low, high = round(c["low"], 1) + 0.0, round(c["high"], 1) + 0.0  # + 0.0: -0.0 printed as +0.0
         verdict = "the CI excludes 0" if low > 0 or high < 0 else "the CI includes 0: no difference shown"
         lines.append(f"- {a.label} ({c['network_dsc']:.1f}) minus {b.label} ({c['reference_dsc']:.1f}): "
-                     f"**{c['mean']:+.1f} DSC points**, 95 % CI [{c['low']:+.1f}, {c['high']:+.1f}] over "
+                     f"**{c['mean']:+.1f} DSC points**, 95 % CI [{low:+.1f}, {high:+.1f}] over "
                      f"{c['n_cases']} tumour-bearing case{'s' if c['n_cases'] != 1 else ''}; {verdict}."
                      + (f" Paper: {paper}." if paper else "") + caveat)
     return lines
