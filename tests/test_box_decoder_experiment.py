@@ -41,3 +41,11 @@ def test_variants_are_checked_as_plan_dual_checks_them():
     assert bdx.variant("full") == "full" and bdx.variant("2") == "2"
     with pytest.raises(argparse.ArgumentTypeError):
         bdx.variant("0")
+
+
+def test_link_folders_are_made_whole(tmp_path):
+    (tmp_path / "a.nii.gz").write_text("x")
+    (tmp_path / "links.partial").mkdir()  # left by an interrupted run
+    folder = bdx._link_folder(tmp_path / "links", {"b.nii.gz": tmp_path / "a.nii.gz"})
+    assert [p.name for p in folder.iterdir()] == ["b.nii.gz"] and (folder / "b.nii.gz").read_text() == "x"
+    assert not (tmp_path / "links.partial").exists()

@@ -96,6 +96,17 @@ def _link_tree(src: Path, dst: Path, copy: tuple[str, ...]) -> None:
             target.symlink_to(entry.resolve())
 
 
+def _link_folder(folder: Path, targets: dict[str, Path]) -> Path:
+    """``folder`` holding a link ``name -> target`` per entry, made whole (a ``.partial`` folder renamed)."""
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name, target in targets.items():
+        (tmp / name).symlink_to(target.resolve())
+    tmp.rename(folder)
+    return folder
+
+
 def stored_demo(folder: Path):
     """The ``Demo`` of a finished ``nnunet_ts demo`` output folder, rebuilt from the settings it recorded."""
     from nnunet_ts.demo.config import Budget, Cohort, DemoConfig
@@ -157,25 +168,15 @@ class Experiment:
         images = [source / n for n in names if (source / n).is_file()]
         if not images:
             raise SystemExit(f"no validation image in {source}: the demo's held-out dataset is incomplete")
-        tmp = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        for image in images:
-            (tmp / image.name).symlink_to(image.resolve())
-        tmp.rename(folder)
-        return folder
+        return _link_folder(folder, {image.name: image for image in images})
 
     def validation_masks(self) -> Path:
         """A folder of links to the whole-CT masks of the validation cases."""
         folder = self.out / "validation_masks"
-        if not folder.is_dir():
-            tmp = folder.with_name(folder.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-            for case in self.validation:
-                (tmp / f"{case}.nii.gz").symlink_to((self.demo.held_out_masks() / f"{case}.nii.gz").resolve())
-            tmp.rename(folder)
-        return folder
+        if folder.is_dir():
+            return folder
+        return _link_folder(folder, {f"{c}.nii.gz": self.demo.held_out_masks() / f"{c}.nii.gz"
+                                     for c in self.validation})
 
     def add_configurations(self, variants: list[str]) -> dict[tuple[str, int], str]:
         """Link the demo's student dataset (raw: its segboxes; preprocessed: data, plans copied) and add one
