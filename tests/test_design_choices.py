@@ -47,6 +47,7 @@ def test_a_choice_changes_only_its_setting_in_the_inherited_configuration(tmp_pa
                                "nnunet_ts": {"budget": [160, 25, 2], "seed": 1, "dice_smooth": 0.0}}}}))
     smooth = dc.parse_choice("dice_smooth=1e-5").add_to(plans_file, 1)
     box = dc.parse_choice("box_decoder=full").add_to(plans_file, 1)
+    pinned = json.loads(plans_file.read_text())["configurations"]  # before the smooth's rewrite below
     plans = json.loads(plans_file.read_text())
     base = resolved_configuration(plans, "demo_student_seed1")
     changed = resolved_configuration(plans, smooth)
@@ -57,6 +58,23 @@ def test_a_choice_changes_only_its_setting_in_the_inherited_configuration(tmp_pa
     assert dual["box_decoder_convs"] is None and dual["dual_decoder"] is True
     assert {k: dual[k] for k in base["nnunet_ts"]} == base["nnunet_ts"]  # seed, budget, smooth inherited
     assert dc.parse_choice("dice_smooth=1e-5").add_to(plans_file, 1) == smooth  # a rerun rewrites it alike
+    assert json.loads(plans_file.read_text())["configurations"] == pinned
+    # the DO student's box decoder written in: the one the demo's DO trained with, whatever the code's default
+    dc.parse_choice("dice_smooth=1e-5").add_to(plans_file, 1, box_decoder="1")
+    pinned = resolved_configuration(json.loads(plans_file.read_text()), smooth)["nnunet_ts"]
+    assert pinned == {**base["nnunet_ts"], "dice_smooth": 1e-5, "box_decoder_convs": 1}
+
+
+def test_the_box_decoder_a_do_student_trained_with_is_read_from_its_log(tmp_path):
+    fold = tmp_path / "fold_all"
+    fold.mkdir()
+    assert dc.trained_box_decoder(tmp_path) is None
+    line = "2026-12-05 18:44:03.1: dual decoder: box_loss_weight (lambda) 1, segbox_mode 'per_lesion', box decoder " \
+           "convolutions per stage {}, from the plans\n"
+    (fold / "training_log_2026_12_5_18_44_03.txt").write_text(line.format(1))
+    assert dc.trained_box_decoder(tmp_path) == "1"
+    (fold / "training_log_2026_12_5_18_44_03.txt").write_text(line.format("as the segmentation decoder (full)"))
+    assert dc.trained_box_decoder(tmp_path) == "full"
 
 
 def test_validation_dsc_keeps_the_tumour_bearing_validation_cases(tmp_path):
@@ -119,7 +137,7 @@ def test_the_script_rejects_a_bad_choice_as_a_usage_error(tmp_path, capsys):
 
 
 def _demo_folder(tmp_path: Path, validation: list[str]) -> Path:
-    from nnunet_ts.demo.config import Cohort, DemoConfig
+    from nnunet_ts.demo.config import MODEL, Cohort, DemoConfig, Run
     from nnunet_ts.demo.pipeline import SETTINGS_FILE, Demo
     from nnunet_ts.demo.sets import write_sets
 
@@ -128,6 +146,9 @@ def _demo_folder(tmp_path: Path, validation: list[str]) -> Path:
     demo.out.mkdir()
     (demo.out / SETTINGS_FILE).write_text(json.dumps({"settings": demo.settings()}))
     write_sets(demo.sets_file(), {"validation": validation, "test": ["t1"]}, 0, 0.3)
+    fold = demo.model_folder(Run(MODEL["do_student"], 0)) / "fold_all"
+    fold.mkdir(parents=True)
+    (fold / "training_log_1.txt").write_text("dual decoder: box decoder convolutions per stage 1, from the plans")
     return demo.out
 
 
@@ -136,11 +157,24 @@ def test_a_finished_demo_is_read_back_with_its_settings_and_seeds_are_checked(tm
     demo = dc.stored_demo(folder)
     assert demo.config.train_seeds == 2 and demo.config.student_dice_smooth == 0.0
     assert json.loads((folder / "demo.json").read_text())["settings"] == json.loads(json.dumps(demo.settings()))
-    assert dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1).seeds == [0, 1]
+    experiment = dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1)
+    assert experiment.seeds == [0, 1] and experiment.box_decoder == "1"
     with pytest.raises(InputError, match="seeds 0..1; --seeds 2 asks for others"):
         dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1, seeds=[2])
     with pytest.raises(InputError, match="no evaluated DO student of training seed 0"):
-        dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1).run(dc.parse_choice("box_decoder=full"))
+        experiment.run(dc.parse_choice("box_decoder=full"))
+    with pytest.raises(InputError, match="already trains with box_decoder=1; choose another value"):
+        experiment.run(dc.parse_choice("box_decoder=1"))
+    with pytest.raises(InputError, match="no evaluated baseline"):
+        experiment.run(dc.parse_choice("dice_smooth=1e-5"))
+
+
+def test_a_demo_whose_do_log_names_no_box_decoder_is_refused(tmp_path):
+    folder = _demo_folder(tmp_path, ["v1"])
+    for log in folder.rglob("training_log_*.txt"):
+        log.write_text("")
+    with pytest.raises(InputError, match="names no box decoder"):
+        dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1)
 
 
 def test_a_demo_without_validation_cases_is_refused(tmp_path):

@@ -42,7 +42,7 @@ def test_the_configuration_inherits_everything_and_carries_our_settings(plans_fi
     assert saved == {"3d_fullres": FULLRES, name: config}
     assert config == {"inherits_from": "3d_fullres",
                       "nnunet_ts": {"dual_decoder": True, "box_loss_weight": 0.25, "segbox_mode": "per_slice",
-                                    "box_decoder_convs": 1}}
+                                    "box_decoder_convs": None}}  # the default: the paper's full copy
     resolved = PlansManager(str(plans_file)).get_configuration(name)
     for key in ("data_identifier", "patch_size", "spacing", "batch_size", "architecture"):
         assert resolved.configuration[key] == FULLRES[key]  # same preprocessed data and network
@@ -109,8 +109,9 @@ def test_plan_dual_command(plans_file, capsys):
     out = capsys.readouterr().out
     assert "added configuration '3d_fullres_dual'" in out and "nnUNetv2_train 901 3d_fullres_dual FOLD" in out
     ours = json.loads(plans_file.read_text())["configurations"]["3d_fullres_dual"]["nnunet_ts"]
-    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d", "box_decoder_convs": 1}
-    for given, stored, said in (("full", None, "as the segmentation decoder (full)"), ("3", 3, "per stage 3")):
+    assert ours == {"dual_decoder": True, "box_loss_weight": 0.5, "segbox_mode": "box3d", "box_decoder_convs": None}
+    for given, stored, said in (("1", 1, "per stage 1"), ("full", None, "as the segmentation decoder (full)"),
+                                ("3", 3, "per stage 3")):
         assert main(["plan-dual", "-d", "901", "--preprocessed", preprocessed, "--box-decoder-convs", given,
                      "--overwrite"]) == 0
         assert said in capsys.readouterr().out

@@ -241,3 +241,13 @@ def test_sun_student_trains_and_predicts_with_stock_commands(dual_env, tmp_path,
     probabilities = np.load(pred / "case_005.npz")["probabilities"]
     assert probabilities.shape[0] == 2 and np.allclose(probabilities.sum(0), 1.0, atol=1e-3)
     assert isinstance(_predictor(model, monkeypatch).network, SunStudentUNet)
+
+
+def test_the_trainer_defaults_are_the_settings_defaults_and_the_box_decoder_is_the_full_copy():
+    from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings
+    from nnunet_ts.trainers.dual_decoder_student_trainers import DualDecoderStudentTrainer as T
+
+    d = DualDecoderSettings()
+    assert (T.box_loss_weight, T.segbox_mode, T.box_decoder_convs) == \
+        (d.box_loss_weight, d.segbox_mode, d.box_decoder_convs)
+    assert d.box_decoder_convs is None  # decided on the validation set (design_choice.py)

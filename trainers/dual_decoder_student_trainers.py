@@ -39,7 +39,7 @@ from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
     box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
     segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
-    box_decoder_convs = 1  # convolutions per box-decoder stage; None: as the segmentation decoder (the paper's)
+    box_decoder_convs = None  # convolutions per box-decoder stage; None: as the segmentation decoder (the paper's)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):

@@ -51,7 +51,7 @@ def register(subparsers, name: str, help_text: str) -> None:
                "  nnunet_ts plan-dual -d 502\n"
                "  nnUNetv2_train 502 3d_fullres_dual 0 -tr DualDecoderStudentTrainer\n\n"
                "  nnunet_ts plan-dual -d 502 -c 3d_tiny --box-loss-weight 0.5   # adds 3d_tiny_dual\n"
-               "  nnunet_ts plan-dual -d 502 --box-decoder-convs full --overwrite   # the paper's full copy")
+               "  nnunet_ts plan-dual -d 502 --box-decoder-convs 1 --overwrite   # a lighter box decoder")
     p.add_argument("-d", "--dataset-id", required=True, type=dataset_id, help="student dataset id")
     p.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (file name without .json)")
     p.add_argument("-c", "--configuration", default="3d_fullres",
@@ -62,10 +62,10 @@ def register(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--segbox-mode", choices=SEGBOX_CHOICES, default="per_lesion",
                    help="strong cases' segbox: per_lesion = a rectangle per lesion and slice, per_slice = one "
                         "per slice (the paper), box3d = a 3D box per lesion")
-    p.add_argument("--box-decoder-convs", type=box_decoder_convs, default=1, metavar="N|full",
-                   help="convolutions per stage of the segbox decoder: 1 keeps an iteration within 1.5x the "
-                        "single-output student's (~1.47x FLOPs); 'full' copies the segmentation decoder, the "
-                        "paper's two identical decoders (~1.70x); see scripts/benchmarks/dual_decoder.py")
+    p.add_argument("--box-decoder-convs", type=box_decoder_convs, default=None, metavar="N|full",
+                   help="convolutions per stage of the segbox decoder: 'full' (default) copies the segmentation "
+                        "decoder, the paper's two identical decoders (an iteration ~1.70x the single-output "
+                        "student's FLOPs); N is lighter (1: ~1.47x); see scripts/benchmarks/dual_decoder.py")
     p.add_argument("--preprocessed", type=Path, default=None, help="default: $nnUNet_preprocessed")
     p.add_argument("--overwrite", action="store_true", help="replace an existing configuration of that name")
     p.set_defaults(func=run)

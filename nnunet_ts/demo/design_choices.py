@@ -11,18 +11,19 @@ The test cases are neither predicted nor read.
 **The rule** (fixed before any result): the changed setting replaces the demo's only if it scores higher on
 validation with the paired bootstrap 95 % CI of the difference above 0, the difference taken per case as
 the mean over the retrained networks of (changed − demo's), each network's value averaged over the seeds
-first. Otherwise the demo's setting stays: the light box decoder is the cheaper one, and the Dice's
-smooth 0 is nnU-Net's own remedy (``nnUNetTrainerDiceCELoss_noSmooth``) for the collapse the default's
-smooth caused in longer trainings. Each network's difference is reported too.
+first. Otherwise the demo's setting stays. Each network's difference is reported too.
 
 Each changed configuration is ``demo_student_seed<k>_<suffix>`` (``_box_full``, ``_smooth_1e-05``), added
 to a copy of the demo's plans and inheriting ``demo_student_seed<k>`` (the preprocessed data are linked,
-not copied); nothing in the demo's folder changes.
+not copied); nothing in the demo's folder changes. The DO student's box decoder is read from the demo's DO
+training log and written into every configuration the DO student trains on, so a later change of the
+code's default cannot enter the comparison.
 """
 from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from nnunet_ts.demo.config import COMPARED, MODEL, STUDENT_CONFIG, STUDENT_ID, M
 from nnunet_ts.errors import InputError
 
 SETTINGS = ("box_decoder", "dice_smooth")
+_BOX_DECODER_LOG = re.compile(r"box decoder convolutions per stage (\d+|as the segmentation decoder \(full\))")
 
 
 @dataclass(frozen=True)
@@ -61,20 +63,34 @@ class Choice:
     def configuration(self, seed: int) -> str:
         return f"{STUDENT_CONFIG}_seed{seed}_{self.suffix}"
 
-    def add_to(self, plans_file: Path, seed: int) -> str:
+    def add_to(self, plans_file: Path, seed: int, box_decoder: str | None = None) -> str:
         """Adds this choice's configuration for ``seed`` to a plans file (inheriting the demo's
-        configuration of that seed); returns its name."""
+        configuration of that seed); returns its name. ``box_decoder`` (``full`` or N): the DO student's
+        box decoder to write into a ``dice_smooth`` configuration (the one the demo's DO trained with)."""
         from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, add_dual_decoder_configuration
         from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration
 
         source, name = f"{STUDENT_CONFIG}_seed{seed}", self.configuration(seed)
         if self.setting == "box_decoder":
-            convs = None if self.value == "full" else int(self.value)
-            return add_dual_decoder_configuration(plans_file, source, name=name, overwrite=True,
-                                                  settings=DualDecoderSettings(box_decoder_convs=convs))[0]
-        add_configuration(plans_file, name, {SETTINGS_KEY: {"dice_smooth": float(self.value)}}, source,
+            return add_dual_decoder_configuration(plans_file, source, name=name, overwrite=True, settings=
+                                                  DualDecoderSettings(box_decoder_convs=convs(self.value)))[0]
+        pinned = {} if box_decoder is None else {"box_decoder_convs": convs(box_decoder)}
+        add_configuration(plans_file, name, {SETTINGS_KEY: {"dice_smooth": float(self.value), **pinned}}, source,
                           overwrite=True)
         return name
+
+
+def convs(box_decoder: str) -> int | None:
+    """``full`` -> None (as the segmentation decoder), ``N`` -> N."""
+    return None if box_decoder == "full" else int(box_decoder)
+
+
+def trained_box_decoder(model_folder: Path) -> str | None:
+    """The box decoder (``full`` or N) a DO student's training log names; None when it names none."""
+    from nnunet_ts.nnunet.training_log import training_log_text
+
+    found = _BOX_DECODER_LOG.search(training_log_text(model_folder / "fold_all"))
+    return None if found is None else "full" if found.group(1).startswith("as") else found.group(1)
 
 
 def parse_choice(text: str) -> Choice:
@@ -178,15 +194,12 @@ def table_lines(summary: dict, choice: Choice, demo_value: str, header: str) -> 
     return lines + ["", f"Decision (the rule): {verdict}."]
 
 
-def demo_value(choice: Choice, demo) -> str:
-    """The demo's own value of the setting ``choice`` changes."""
+def demo_value(choice: Choice, demo, box_decoder: str) -> str:
+    """The demo's own value of the setting ``choice`` changes (``box_decoder``: its DO student's)."""
     if choice.setting == "box_decoder":
-        from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings
-
-        convs = DualDecoderSettings().box_decoder_convs  # the demo's DO student trains with the defaults
-        return "full" if convs is None else str(convs)
+        return box_decoder
     smooth = demo.config.student_dice_smooth
-    return "nnU-Net's 1e-05" if smooth is None else f"{smooth:g}"
+    return f"{1e-5 if smooth is None else smooth:g}"  # None: nnU-Net's own smooth
 
 
 def stored_demo(folder: Path):
@@ -264,6 +277,11 @@ class ChoiceExperiment:
         if unknown or not self.seeds:
             raise InputError(f"{self.demo.out} trained seeds 0..{self.config.train_seeds - 1}; --seeds "
                              f"{' '.join(map(str, self.seeds))} asks for others")
+        do_folder = self.demo.model_folder(Run(MODEL["do_student"], self.seeds[0]))
+        self.box_decoder = trained_box_decoder(do_folder)
+        if self.box_decoder is None:
+            raise InputError(f"the training log in {do_folder / 'fold_all'} names no box decoder: --demo must be "
+                             f"a finished `nnunet_ts demo` run of this version; rerun the demo")
         self.out.mkdir(parents=True, exist_ok=True)
         self.env = nnunet_environment(self.out, device, np_)
         self.runner = CommandRunner(self.env, self.out / "logs")
@@ -315,8 +333,10 @@ class ChoiceExperiment:
                 link.symlink_to(raw)
             pre = self.out / "nnUNet_preprocessed" / raw.name
             link_tree(dataset_folder(self.demo.preprocessed, did), pre, copy=("nnUNetPlans.json",))
+            trains_do = did == MODEL["do_student"].dataset_id
             for seed in self.seeds:
-                names[(did, seed)] = choice.add_to(pre / "nnUNetPlans.json", seed)
+                names[(did, seed)] = choice.add_to(pre / "nnUNetPlans.json", seed,
+                                                   self.box_decoder if trains_do else None)
         return names
 
     def train(self, model: Model, configuration: str) -> Path:
@@ -367,6 +387,9 @@ class ChoiceExperiment:
         def onset(model_folder: Path) -> int | None:
             return onset_epoch(training_log_text(model_folder / "fold_all"))
 
+        current = demo_value(choice, self.demo, self.box_decoder)
+        if choice.value == current:
+            raise InputError(f"the demo {self.demo.out} already trains with {choice.name}; choose another value")
         reference = {m.label: [tumour_dsc(self.reference(m, s), self.validation) for s in self.seeds]
                      for m in choice.models}
         configurations = self.add_configurations(choice)
@@ -387,7 +410,7 @@ class ChoiceExperiment:
                   f"cases, {budget.epochs} x {budget.iterations} iterations per training, training seeds "
                   f"{', '.join(map(str, self.seeds))}; onset = first epoch whose pseudo Dice on training "
                   f"patches exceeds 0.05.")
-        lines = table_lines(summary, choice, demo_value(choice, self.demo), header)
+        lines = table_lines(summary, choice, current, header)
         (self.out / f"{choice.suffix}_table.md").write_text("\n".join(lines) + "\n")
         (self.out / f"{choice.suffix}_results.json").write_text(json.dumps(
             {"demo": str(self.demo.out), "choice": asdict(choice), "seeds": self.seeds, **summary}, indent=2))

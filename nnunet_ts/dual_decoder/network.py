@@ -73,8 +73,9 @@ class DualDecoderUNet(nn.Module):
             raise RuntimeError(
                 f"the checkpoint's segbox decoder has {theirs} convolution(s) per stage, the configuration builds "
                 f"{ours}; set the configuration's box_decoder_convs to match: `nnunet_ts plan-dual -d ID -c SOURCE "
-                f"--name CONFIGURATION --box-decoder-convs {'full' if full else theirs} --overwrite` (checkpoints "
-                f"from before the default became 1 have the full copy), then load again")
+                f"--name CONFIGURATION --box-decoder-convs {'full' if full else theirs} --overwrite` (a configuration "
+                f"without the setting builds the default, the full copy; earlier versions built 1), then load "
+                f"again")
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward_with_segbox(self, x: torch.Tensor):
