@@ -146,6 +146,7 @@ def _demo_folder(tmp_path: Path, validation: list[str]) -> Path:
     demo.out.mkdir()
     (demo.out / SETTINGS_FILE).write_text(json.dumps({"settings": demo.settings()}))
     write_sets(demo.sets_file(), {"validation": validation, "test": ["t1"]}, 0, 0.3)
+    (demo.results / "Dataset704_DemoPseudo").mkdir(parents=True)
     fold = demo.model_folder(Run(MODEL["do_student"], 0)) / "fold_all"
     fold.mkdir(parents=True)
     (fold / "training_log_1.txt").write_text("dual decoder: box decoder convolutions per stage 1, from the plans")

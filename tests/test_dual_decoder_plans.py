@@ -151,8 +151,8 @@ def test_the_trainer_takes_lambda_and_the_segbox_form_from_the_configuration(pla
     trainer = _trainer(plans_file, "3d_fullres_dual")
     assert (trainer.box_loss_weight, trainer.segbox_mode) == (0.25, "per_slice")
     assert (DualDecoderStudentTrainer.box_loss_weight, DualDecoderStudentTrainer.segbox_mode) == (1.0, "per_lesion")
-    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', box decoder convolutions per stage 1, " \
-        "from the plans" in open(trainer.log_file).read()
+    assert "box_loss_weight (lambda) 0.25, segbox_mode 'per_slice', box decoder convolutions per stage as the " \
+        "segmentation decoder (full), from the plans" in open(trainer.log_file).read()
     assert trainer._build_loss().box_weight == 0.25
 
 
@@ -164,12 +164,11 @@ def test_the_box_decoder_size_from_the_configuration_for_training_and_prediction
 
     monkeypatch.setenv("nnUNet_results", str(tmp_path / "nnUNet_results"))
     monkeypatch.setenv("nnUNet_preprocessed", str(plans_file.parent.parent))
-    add_dual_decoder_configuration(plans_file, settings=DualDecoderSettings(box_decoder_convs=None))
-    assert "as the segmentation decoder (full), from the plans" in \
-        open(_trainer(plans_file, "3d_fullres_dual").log_file).read()
-    # the predictor's path: the class method alone, from the plans (no entry: the class default, 1)
+    add_dual_decoder_configuration(plans_file, settings=DualDecoderSettings(box_decoder_convs=1))
+    assert "convolutions per stage 1, from the plans" in open(_trainer(plans_file, "3d_fullres_dual").log_file).read()
+    # the predictor's path: the class method alone, from the plans (no entry: the class default, the full copy)
     plans = PlansManager(str(plans_file))
-    for name, box_convs in (("3d_fullres_dual", 2), ("3d_fullres", 1)):
+    for name, box_convs in (("3d_fullres_dual", 1), ("3d_fullres", 2)):
         network = DualDecoderStudentTrainer.build_network_architecture(
             plans, plans.get_configuration(name), 1, 2, enable_deep_supervision=True)
         assert {len(stage.convs) for stage in network.box_decoder.stages} == {box_convs}
