@@ -6,8 +6,9 @@ Settings (``--choice SETTING=VALUE``):
   trains with 0, nnU-Net's ``nnUNetTrainerDiceCELoss_noSmooth``; nnU-Net's default is 1e-5). Retrains
   the baseline, SO and DO.
 * ``box_decoder=full`` or ``box_decoder=N``: the DO student's box decoder, a copy of the segmentation
-  decoder (the paper's) or N convolutions per stage (the demo's default is 1: an iteration costs ~1.47x
-  the SO student's in convolution FLOPs against ~1.70x for the copy, ``scripts/benchmarks/dual_decoder.py``).
+  decoder (the paper's; the default, chosen with this script) or N convolutions per stage (1: an iteration
+  costs ~1.47x the SO student's in convolution FLOPs against ~1.70x for the copy,
+  ``scripts/benchmarks/dual_decoder.py``). The demo's own is read from its DO student's training log.
   Retrains the DO student.
 
 For each training seed of the demo (``--seeds``: a subset), each network the setting touches is trained
@@ -33,7 +34,7 @@ Examples::
     python scripts/experiments/design_choice.py runs/smooth --demo demo_output/scarce-cpu-seeds3-e160 \\
         --choice dice_smooth=1e-5
     python scripts/experiments/design_choice.py runs/box --demo demo_output/scarce-cpu-seeds3-e160 \\
-        --choice box_decoder=full
+        --choice box_decoder=1
 
 Exit status: 0 done; 1 bad input or a failed step (the message names the file, option or log and the fix);
 2 bad arguments.
