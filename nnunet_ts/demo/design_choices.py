@@ -21,7 +21,6 @@ code's default cannot enter the comparison.
 """
 from __future__ import annotations
 
-import csv
 import json
 import re
 import shutil
@@ -67,22 +66,18 @@ class Choice:
         """Adds this choice's configuration for ``seed`` to a plans file (inheriting the demo's
         configuration of that seed); returns its name. ``box_decoder`` (``full`` or N): the DO student's
         box decoder to write into a ``dice_smooth`` configuration (the one the demo's DO trained with)."""
+        from nnunet_ts.cli.plan_dual import box_decoder_convs
         from nnunet_ts.planners.dual_decoder_plans import DualDecoderSettings, add_dual_decoder_configuration
         from nnunet_ts.planners.plans_file import SETTINGS_KEY, add_configuration
 
         source, name = f"{STUDENT_CONFIG}_seed{seed}", self.configuration(seed)
         if self.setting == "box_decoder":
             return add_dual_decoder_configuration(plans_file, source, name=name, overwrite=True, settings=
-                                                  DualDecoderSettings(box_decoder_convs=convs(self.value)))[0]
-        pinned = {} if box_decoder is None else {"box_decoder_convs": convs(box_decoder)}
+                                                  DualDecoderSettings(box_decoder_convs=box_decoder_convs(self.value)))[0]
+        pinned = {} if box_decoder is None else {"box_decoder_convs": box_decoder_convs(box_decoder)}
         add_configuration(plans_file, name, {SETTINGS_KEY: {"dice_smooth": float(self.value), **pinned}}, source,
                           overwrite=True)
         return name
-
-
-def convs(box_decoder: str) -> int | None:
-    """``full`` -> None (as the segmentation decoder), ``N`` -> N."""
-    return None if box_decoder == "full" else int(box_decoder)
 
 
 def trained_box_decoder(model_folder: Path) -> str | None:
@@ -122,18 +117,14 @@ def tumour_dsc(per_case_csv: Path, cases: list[str]) -> dict[str, float]:
     Raises:
         InputError: a case missing from the file.
     """
-    with open(per_case_csv, newline="") as f:
-        rows = {r["case_id"]: r for r in csv.DictReader(f)}
+    from nnunet_ts.demo.results import read_per_case
+
+    rows = read_per_case(per_case_csv)
     missing = [c for c in cases if c not in rows]
     if missing:
         raise InputError(f"{per_case_csv} has no row for validation case(s) {missing[:3]}; delete its folder "
                          f"and rerun to evaluate again")
-    return {c: float(rows[c]["dsc"]) for c in cases if int(rows[c]["n_gt_lesions"]) > 0}
-
-
-def seed_mean(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    """Each case's value averaged over the seeds (the cases of the first seed)."""
-    return {c: sum(s[c] for s in per_seed) / len(per_seed) for c in per_seed[0]}
+    return {c: rows[c]["dsc"] for c in cases if rows[c]["n_gt_lesions"] > 0}
 
 
 def summarise(changed: dict[str, list[dict[str, float]]], reference: dict[str, list[dict[str, float]]],
@@ -142,7 +133,7 @@ def summarise(changed: dict[str, list[dict[str, float]]], reference: dict[str, l
     over seeds of the demo's and of the changed one, the changed minus the demo's with its paired bootstrap
     95 % CI; then the rule's statistic, that difference averaged over the networks per case, and the
     decision. DSC in points."""
-    from nnunet_ts.evaluation.statistics import compare_networks
+    from nnunet_ts.evaluation.statistics import compare_networks, mean_over_seeds
 
     def mean(d: dict[str, float]) -> float:
         return 100 * sum(d.values()) / len(d)
@@ -150,19 +141,20 @@ def summarise(changed: dict[str, list[dict[str, float]]], reference: dict[str, l
     def interval(d) -> dict:
         return {"mean": 100 * d.mean, "low": 100 * d.low, "high": 100 * d.high, "n_cases": d.n_cases}
 
-    out: dict = {"networks": {}}
-    for net in changed:
-        ref, new = seed_mean(reference[net]), seed_mean(changed[net])
-        out["networks"][net] = {
-            "demo": {"per_seed": [mean(s) for s in reference[net]], "mean": mean(ref),
-                     "onset_epochs": onsets["demo"][net]},
-            "changed": {"per_seed": [mean(s) for s in changed[net]], "mean": mean(new),
-                        "onset_epochs": onsets["changed"][net]},
-            "difference": interval(compare_networks(new, ref))}
     nets = list(changed)
-    cases = list(seed_mean(changed[nets[0]]))
-    pooled_new = {c: sum(seed_mean(changed[n])[c] for n in nets) / len(nets) for c in cases}
-    pooled_ref = {c: sum(seed_mean(reference[n])[c] for n in nets) / len(nets) for c in cases}
+    new = {n: mean_over_seeds(changed[n]) for n in nets}  # each case averaged over the seeds, once
+    ref = {n: mean_over_seeds(reference[n]) for n in nets}
+    out: dict = {"networks": {}}
+    for net in nets:
+        out["networks"][net] = {
+            "demo": {"per_seed": [mean(s) for s in reference[net]], "mean": mean(ref[net]),
+                     "onset_epochs": onsets["demo"][net]},
+            "changed": {"per_seed": [mean(s) for s in changed[net]], "mean": mean(new[net]),
+                        "onset_epochs": onsets["changed"][net]},
+            "difference": interval(compare_networks(new[net], ref[net]))}
+    cases = list(new[nets[0]])
+    pooled_new = {c: sum(new[n][c] for n in nets) / len(nets) for c in cases}
+    pooled_ref = {c: sum(ref[n][c] for n in nets) / len(nets) for c in cases}
     out["pooled"] = interval(compare_networks(pooled_new, pooled_ref))
     out["replace"] = out["pooled"]["mean"] > 0 and out["pooled"]["low"] > 0
     return out
