@@ -182,3 +182,19 @@ def test_a_demo_without_validation_cases_is_refused(tmp_path):
     folder = _demo_folder(tmp_path, [])
     with pytest.raises(InputError, match="names no validation case"):
         dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not a demo settings file"),
+    ('{"other": 1}', "is not a demo settings file"),
+    ('{"settings": {"config": {"scenario": "scarce"}}}', "written by another version of the demo"),
+    ('{"settings": {"config": {"scenario": "scarce", "cohort": {}, "unknown_setting": 1}}}',
+     "written by another version of the demo"),
+])
+def test_a_damaged_or_foreign_demo_settings_file_gets_one_clear_error(tmp_path, content, message):
+    folder = _demo_folder(tmp_path, ["v1"])
+    (folder / "demo.json").write_text(content)
+    with pytest.raises(InputError, match=message) as error:
+        dc.ChoiceExperiment(tmp_path / "out", folder, "cpu", 1)
+    assert str(folder / "demo.json") in str(error.value)
+    assert not (tmp_path / "out").exists()  # nothing written

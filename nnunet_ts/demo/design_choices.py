@@ -207,15 +207,19 @@ def stored_demo(folder: Path):
     if not settings_file.is_file():
         raise InputError(f"{settings_file} not found: --demo must be the output folder of a finished "
                          f"`nnunet_ts demo` run")
-    settings = json.loads(settings_file.read_text())["settings"]
-    c = settings["config"]
     try:
+        settings = json.loads(settings_file.read_text())["settings"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise InputError(f"{settings_file} is not a demo settings file ({type(exc).__name__}: {exc}); --demo must "
+                         f"be the output folder of a finished `nnunet_ts demo` run") from None
+    try:
+        c = settings["config"]
         config = DemoConfig(**{**c, "cohort": Cohort(**c["cohort"]), "synth_shape": tuple(c["synth_shape"]),
                                "tiny_patch": tuple(c["tiny_patch"]),
                                "teacher_budget": Budget(**c["teacher_budget"]),
                                "student_budget": Budget(**c["student_budget"])})
-    except TypeError as exc:
-        raise InputError(f"{settings_file} was written by another version of the demo ({exc}); rerun the demo "
+    except (TypeError, KeyError) as exc:
+        raise InputError(f"{settings_file} was written by another version of the demo ({exc!r}); rerun the demo "
                          f"with this version") from None
     return Demo(config, folder, cases=Path(settings["cases"]) if settings.get("cases") else None)
 
