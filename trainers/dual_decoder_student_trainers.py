@@ -37,9 +37,10 @@ from nnunet_ts.trainers.teacher_student_trainers import TeacherStudentTrainer
 
 
 class DualDecoderStudentTrainer(TeacherStudentTrainer):
-    box_loss_weight = 1.0  # lambda: loss = seg loss + lambda * box loss (the paper: 1)
-    segbox_mode = "per_lesion"  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
-    box_decoder_convs = None  # convolutions per box-decoder stage; None: as the segmentation decoder (the paper's)
+    # defaults for configurations without the settings: DualDecoderSettings' own, one source for both
+    box_loss_weight = DualDecoderSettings.box_loss_weight  # lambda: loss = seg loss + lambda * box loss
+    segbox_mode = DualDecoderSettings.segbox_mode  # form of the strong cases' segboxes (segbox.SEGBOX_MODES)
+    box_decoder_convs = DualDecoderSettings.box_decoder_convs  # per box-decoder stage; None: the paper's full copy
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
