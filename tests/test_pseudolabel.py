@@ -10,6 +10,7 @@ import pytest
 from nnunet_ts.cli.main import main
 from nnunet_ts.errors import InputError
 from nnunet_ts.io.images import read_image, write_image
+from nnunet_ts.pseudolabel.quality import pseudo_label_quality
 from nnunet_ts.pseudolabel.roi import box_regions
 from tests.factories.case_factory import SHAPE
 from tests.factories.stock import prefix, run
@@ -66,6 +67,29 @@ def test_regions_cover_each_box_with_margin_and_do_not_overlap():
     assert all(r.stop - r.start >= 10 for region in regions for r in region[:1])
     assert all(0 <= r.start and r.stop <= n for region in regions for r, n in zip(region, segbox.shape))
     assert box_regions(np.zeros((4, 4, 4)), (1, 1, 1), 5.0) == []
+
+
+def test_quality_figures_count_the_whole_map():
+    """Computed on the part of the grid holding probability or box, the figures are those of the whole map."""
+    rng = np.random.default_rng(0)
+    probability = np.zeros((30, 40, 50), np.float32)
+    probability[4:9, 5:12, 30:41] = rng.random((5, 7, 11))
+    probability[20, 33, 2] = 0.7  # a lone voxel far from the rest
+    segbox = np.zeros(probability.shape, np.uint8)
+    segbox[4:9, 5:11, 30:41] = 1
+    segbox[25:27, 1:3, 45:48] = 1  # a box the teacher left empty
+    q = pseudo_label_quality(probability, segbox, 2.0)
+    p64, box = probability.astype(np.float64), segbox > 0.5
+    assert q["predicted_volume_mm3"] == 2.0 * (p64 >= 0.5).sum()
+    assert q["box_volume_mm3"] == 2.0 * box.sum()
+    assert q["mass_in_box"] == pytest.approx(p64[box].sum() / p64.sum(), rel=1e-12)
+    assert q["mean_confidence"] == pytest.approx(p64[p64 >= 0.5].mean(), rel=1e-12)
+    assert q["flags"] == []
+    empty = pseudo_label_quality(np.zeros_like(probability), segbox, 2.0)
+    assert empty["flags"] == ["empty"] and np.isnan(empty["mass_in_box"])
+    assert empty["box_volume_mm3"] == q["box_volume_mm3"]
+    outside = pseudo_label_quality(probability, np.zeros_like(segbox), 2.0)
+    assert outside["flags"] == ["outside_box"] and outside["mass_in_box"] == 0.0
 
 
 def test_roi_mode_predicts_context_crops_and_agrees_with_full_mode_there(env):
@@ -276,6 +300,40 @@ def test_two_shards_and_merge_equal_one_run(env, capsys):
     if not _dataset(env, 921).exists():
         assert main(_args(env, 921)) == 0
     assert _contents(_dataset(env, 924)) == _contents(_dataset(env, 921))
+
+
+def test_merge_copies_the_steps_own_outputs_and_checks_changed_ones(env, capsys):
+    """Soft targets and masks the step wrote are copied as they are; a file changed since (its SHA-256 no
+    longer the one recorded) is checked like any input: a damaged one stops the merge naming it, a valid
+    one is taken with the mask derived from it again."""
+    for part in ("0", "1"):
+        assert main(_args(env, 925, "--num-parts", "2", "--part-id", part)) == 0
+    capsys.readouterr()
+    cases = env / "nnUNet_raw" / ".Dataset925_P925.pseudolabel" / "cases"
+    kept, changed = sorted(p for p in cases.iterdir() if not p.name.startswith("."))[:2]
+    written = json.loads((kept / "outputs.json").read_text())
+    mask, geometry = read_image(kept / "mask.nii.gz")
+    soft, _ = read_image(kept / "soft_target.nii.gz")
+    np.testing.assert_array_equal(mask, soft >= 0.5)
+    assert written["tumour_volume_mm3"] == pytest.approx(mask.sum() * geometry.voxel_volume_mm3)
+    kept_bytes = (kept / "soft_target.nii.gz").read_bytes(), (kept / "mask.nii.gz").read_bytes()
+
+    target = changed / "soft_target.nii.gz"
+    whole = target.read_bytes()
+    target.write_bytes(whole[: len(whole) // 2])
+    assert main(_args(env, 925, "--num-parts", "2", "--merge")) == 3
+    assert f"soft target {target} is truncated or corrupt" in capsys.readouterr().err
+    assert not _dataset(env, 925).exists()
+
+    other = np.zeros(geometry.shape_zyx, np.float32)
+    other[2:4, 3:6, 3:6] = 0.75
+    write_image(target, other, geometry)
+    assert main(_args(env, 925, "--num-parts", "2", "--merge")) == 0
+    folder = _dataset(env, 925)
+    assert ((folder / "softTargetsTr" / f"{kept.name}.nii.gz").read_bytes(),
+            (folder / "labelsTr" / f"{kept.name}.nii.gz").read_bytes()) == kept_bytes
+    np.testing.assert_array_equal(read_image(folder / "softTargetsTr" / f"{changed.name}.nii.gz")[0], other)
+    np.testing.assert_array_equal(read_image(folder / "labelsTr" / f"{changed.name}.nii.gz")[0], other >= 0.5)
 
 
 def _nothing_written(root: Path, did: int) -> bool:

@@ -126,3 +126,13 @@ def test_two_voxels_of_a_thin_crop_are_two_lesions(connectivity):
     mask = np.array([True, False, True]).reshape(1, 3, 1)
     labels, n = label_lesions(mask, connectivity)
     assert n == 2 and labels.ravel().tolist() == [1, 0, 2]
+
+
+def test_occupied_bounds_is_the_extent_of_the_nonzero_voxels():
+    from nnunet_ts.boxes.segbox import occupied_bounds
+
+    mask = np.zeros((6, 7, 8), np.uint8)
+    assert occupied_bounds(mask) is None
+    mask[1, 2, 7] = 1
+    mask[4, 5, 0] = 1
+    assert occupied_bounds(mask) == (slice(1, 5), slice(2, 6), slice(0, 8))

@@ -66,6 +66,10 @@ def test_errors(tmp_path):
         StudentCase("a", cases[0].ct, "pseudo")
     with pytest.raises(InputError, match="source 'weak' must be one of strong, pseudo"):
         StudentCase("a", cases[0].ct, "weak")
+    with pytest.raises(InputError, match="only a pseudo case with its mask can come checked"):
+        StudentCase("a", cases[0].ct, "strong", mask=cases[0].mask, checked_volume_mm3=1.0)
+    with pytest.raises(InputError, match="only a pseudo case with its mask can come checked"):
+        StudentCase("a", cases[3].ct, "pseudo", soft_target=cases[3].soft_target, checked_volume_mm3=1.0)
     with pytest.raises(InputError, match="case_000 more than once"):
         write_student_dataset([cases[0], cases[0]], 912, "S", raw)
     write_student_dataset(cases, 912, "S", raw)

@@ -55,6 +55,10 @@ class StudentCase:
         soft_target: pseudo cases: foreground probability in [0, 1] on the CT grid.
         segbox: optional segbox (0/1) on the CT grid, e.g. a pseudo case's real drawn boxes.
         patient_id: splits keep one patient's scans in one fold (default: the case id).
+        checked_volume_mm3: for a pseudo case whose soft target and mask files its caller wrote and
+            checked itself (the pseudo-label step, which verifies them by their SHA-256): the mask's
+            tumour volume. Both files are then copied as they are, without being read again; they
+            must be ``.nii.gz`` files on exactly the CT's grid, float32 in [0, 1] and uint8 0/1.
     """
 
     case_id: str
@@ -64,6 +68,7 @@ class StudentCase:
     soft_target: Path | None = None
     segbox: Path | None = None
     patient_id: str | None = None
+    checked_volume_mm3: float | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -76,6 +81,8 @@ class StudentCase:
         if self.source == "pseudo" and self.soft_target is None:
             raise InputError(f"case {self.case_id}: a pseudo case needs its soft target (the teacher's "
                              f"probability map)")
+        if self.checked_volume_mm3 is not None and (self.source != "pseudo" or self.mask is None):
+            raise InputError(f"case {self.case_id}: only a pseudo case with its mask can come checked")
 
 
 def _read_soft_target(path: Path, ct_geometry, ct_path: Path) -> tuple[np.ndarray, bool]:
@@ -96,11 +103,19 @@ def _read_binary(path: Path, what: str, ct_geometry, ct_path: Path) -> tuple[np.
     """(the 0/1 array as uint8, whether its file can be copied as it is: uint8, the CT's exact header)."""
     array, geometry = read_image(path, what)
     check_same_geometry(ct_geometry, ct_path, geometry, path)
-    values = np.unique(array)
-    if not np.isin(values, (0, 1)).all():
-        raise InputError(f"{what} {path} must hold only 0 and 1, found {values[:6].tolist()}; "
+    if not _binary(array):
+        raise InputError(f"{what} {path} must hold only 0 and 1, found {np.unique(array)[:6].tolist()}; "
                          f"a {what} is binary")
     return array.astype(np.uint8), array.dtype == np.uint8 and _copyable(path, geometry, ct_geometry)
+
+
+def _binary(array: np.ndarray) -> bool:
+    """Only 0 and 1 (an integer image by its range, without sorting its voxels)."""
+    if array.size == 0:
+        return True
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
+        return bool(array.min() >= 0 and array.max() <= 1)
+    return bool(((array == 0) | (array == 1)).all())
 
 
 def _copyable(path: Path, geometry, ct_geometry) -> bool:
@@ -138,6 +153,8 @@ def _write_case(case: StudentCase, root: Path) -> tuple[float, bool]:
     dataset's data type) are copied byte for byte after their checks; others are written anew.
     """
     geometry, ct = _read_ct(case.ct)
+    if case.checked_volume_mm3 is not None:
+        return _write_checked_case(case, root, geometry, ct)
     soft, soft_copy = (_read_soft_target(case.soft_target, geometry, case.ct) if case.soft_target is not None
                        else (None, False))
     if case.mask is not None:
@@ -153,6 +170,18 @@ def _write_case(case: StudentCase, root: Path) -> tuple[float, bool]:
     if segbox is not None:
         _put(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", case.segbox, segbox, geometry, segbox_copy)
     return float(mask.sum()) * geometry.voxel_volume_mm3, segbox is not None
+
+
+def _write_checked_case(case: StudentCase, root: Path, geometry, ct: np.ndarray | None) -> tuple[float, bool]:
+    """A pseudo case whose soft target and mask come checked (``StudentCase.checked_volume_mm3``)."""
+    segbox, segbox_copy = (_read_binary(case.segbox, "segbox", geometry, case.ct) if case.segbox is not None
+                           else (None, False))
+    _put(root / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}", case.ct, ct, geometry, ct is None)
+    shutil.copyfile(case.mask, root / "labelsTr" / f"{case.case_id}{FILE_ENDING}")
+    shutil.copyfile(case.soft_target, root / SOFT_TARGETS_DIR / f"{case.case_id}{FILE_ENDING}")
+    if segbox is not None:
+        _put(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", case.segbox, segbox, geometry, segbox_copy)
+    return float(case.checked_volume_mm3), segbox is not None
 
 
 def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: str,

@@ -33,12 +33,11 @@ def pseudo_label_quality(probability: np.ndarray, segbox: np.ndarray, voxel_volu
     ``mean_confidence`` (mean probability over the predicted voxels; NaN when none), ``flags``
     (list of names from ``FLAGS``).
     """
-    probability = np.asarray(probability, dtype=np.float64)
-    box = np.asarray(segbox) > 0.5
+    probability, box = _where_nonzero(np.asarray(probability), np.asarray(segbox) > 0.5)
     predicted = probability >= settings.threshold
-    total = float(probability.sum())
-    mass_in_box = float(probability[box].sum()) / total if total > 0 else float("nan")
-    mean_confidence = float(probability[predicted].mean()) if predicted.any() else float("nan")
+    total = float(probability.sum(dtype=np.float64))
+    mass_in_box = float(probability[box].sum(dtype=np.float64)) / total if total > 0 else float("nan")
+    mean_confidence = float(probability[predicted].mean(dtype=np.float64)) if predicted.any() else float("nan")
     flags = []
     if not predicted.any():
         flags.append("empty")
@@ -47,6 +46,17 @@ def pseudo_label_quality(probability: np.ndarray, segbox: np.ndarray, voxel_volu
     return {"predicted_volume_mm3": float(predicted.sum()) * voxel_volume_mm3,
             "box_volume_mm3": float(box.sum()) * voxel_volume_mm3,
             "mass_in_box": mass_in_box, "mean_confidence": mean_confidence, "flags": flags}
+
+
+def _where_nonzero(probability: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both arrays cut to the bounding box of the voxels with probability or box (views): every figure
+    is a sum or count over those, and a clinical CT's map is 0 outside a few boxes (ROI mode)."""
+    from nnunet_ts.boxes.segbox import occupied_bounds
+
+    cut = occupied_bounds((probability != 0) | box)
+    if cut is None:
+        return probability[:0], box[:0]
+    return probability[cut], box[cut]
 
 
 def summarize(records: dict[str, dict]) -> dict:

@@ -26,19 +26,21 @@ def box_regions(segbox: np.ndarray, spacing_zyx: Sequence[float], margin_mm: flo
     image. Overlapping or touching regions are merged into their common bounding box until none
     overlap, so pasting their predictions is unambiguous. An empty segbox gives no region.
     """
-    from nnunet_ts.boxes.segbox import label_lesions
+    from nnunet_ts.boxes.segbox import label_lesions, occupied_bounds
 
-    labels, n = label_lesions(np.asarray(segbox) > 0.5, 26)
-    if n == 0:
+    boxed = np.asarray(segbox) > 0.5
+    cut = occupied_bounds(boxed)  # components found within the boxes' extent, not the whole grid
+    if cut is None:
         return []
-    shape = labels.shape
+    labels, n = label_lesions(boxed[cut], 26)
+    shape = boxed.shape
     grow = [int(np.ceil(margin_mm / s)) for s in spacing_zyx]
     min_voxels = [int(np.ceil(m / s)) for m, s in zip(min_size_mm, spacing_zyx)]
     boxes = []
     for component in _component_slices(labels, n):
         lo, hi = [], []
         for axis, sl in enumerate(component):
-            a, b = sl.start - grow[axis], sl.stop + grow[axis]
+            a, b = sl.start + cut[axis].start - grow[axis], sl.stop + cut[axis].start + grow[axis]
             if b - a < min_voxels[axis]:
                 extra = min_voxels[axis] - (b - a)
                 a, b = a - extra // 2, b + extra - extra // 2

@@ -2,16 +2,20 @@
 
 Work happens in ``nnUNet_raw/.DatasetXXX_Name.pseudolabel/`` (nnU-Net ignores names starting with
 '.'): ``settings.json`` (the teacher's checksums and every setting that changes a pseudo label) and
-``cases/<case>/`` (``soft_target.nii.gz``, ``quality.json`` and ``inputs.json``, the SHA-256 of the
-CT and segbox it was made from), each case built in a temporary folder and renamed into place, so a
-case is either complete or absent. A rerun skips finished cases whose CT and segbox are unchanged
-(an edited box is pseudo-labelled again);
-``--num-parts N --part-id i`` runs take every N-th case and never write the same case, so shards can
-run at once on several machines sharing the folder. The merge (automatic with one part) writes the
-student dataset: strong cases copied in, pseudo cases with soft target, hard mask (>= 0.5) and the
-weak case's real segbox; ``dataset.json`` records the provenance, and the quality report
-(``pseudolabel_quality.csv`` / ``.json``) lies next to it. The dataset appears in ``nnUNet_raw``
-only when complete.
+``cases/<case>/``: ``soft_target.nii.gz``, its hard mask ``mask.nii.gz`` (>= 0.5), ``quality.json``,
+``inputs.json`` (the SHA-256 of the CT and segbox it was made from) and ``outputs.json`` (the SHA-256
+of the two images as written, the mask's tumour volume). Each case is built in a temporary folder and
+renamed into place, so a case is either complete or absent. A rerun skips finished cases whose CT and
+segbox are unchanged (an edited box is pseudo-labelled again); ``--num-parts N --part-id i`` runs take
+every N-th case and never write the same case, so shards can run at once on several machines sharing
+the folder.
+
+The merge (automatic with one part) writes the student dataset: strong cases copied in, pseudo cases
+with soft target, hard mask and the weak case's real segbox. A case's soft target and mask are copied
+without being decoded again when their SHA-256 are those of its ``outputs.json``, and checked like any
+input otherwise. ``dataset.json`` records the provenance, and the quality report
+(``pseudolabel_quality.csv`` / ``.json``) lies next to it. The dataset appears in ``nnUNet_raw`` only
+when complete.
 """
 from __future__ import annotations
 
@@ -30,12 +34,14 @@ import numpy as np
 from nnunet_ts.errors import InputError
 from nnunet_ts.nnunet.paths import dataset_folder_name, folders_with_id
 from nnunet_ts.pseudolabel.quality import FLAGS, QualitySettings, pseudo_label_quality, summarize
-from nnunet_ts.pseudolabel.teacher import TeacherSpec, check_teacher
+from nnunet_ts.pseudolabel.teacher import TeacherSpec, check_teacher, sha256
 
 FILE_ENDING = ".nii.gz"
 SOFT_TARGET_FILE = "soft_target.nii.gz"
 QUALITY_FILE = "quality.json"
 INPUTS_FILE = "inputs.json"  # the CT and segbox contents a case's pseudo label was made from
+MASK_FILE = "mask.nii.gz"  # the soft target >= 0.5, the student dataset's label of the case
+OUTPUTS_FILE = "outputs.json"  # the SHA-256 of the soft target and mask as written, the mask's volume
 MODES = ("roi", "full")
 
 
@@ -150,10 +156,7 @@ def merge(job: PseudoLabelJob, *, overwrite: bool = False) -> Path:
     excluded = sorted(c for c, q in quality.items() if set(q["flags"]) & set(job.exclude_flags))
     cases = [StudentCase(case_id=c, ct=ct, source="strong", mask=mask, patient_id=p)
              for c, ct, mask, p in strong_cases(job.strong_dataset)]
-    cases += [StudentCase(case_id=c.case_id, ct=c.ct, source="pseudo",
-                          soft_target=job.work / "cases" / c.case_id / SOFT_TARGET_FILE,
-                          segbox=c.segbox, patient_id=c.patient_id)
-              for c in weak if c.case_id not in excluded]
+    cases += [_student_case(job.work / "cases" / c.case_id, c) for c in weak if c.case_id not in excluded]
     assembled_root = job.work / "assembled"
     shutil.rmtree(assembled_root, ignore_errors=True)
     folder = write_student_dataset(cases, job.dataset_id, job.name, assembled_root)
@@ -166,6 +169,24 @@ def merge(job: PseudoLabelJob, *, overwrite: bool = False) -> Path:
     (folder / "pseudolabel_quality.json").write_text(json.dumps(
         {"summary": summarize(quality), "excluded": excluded, "cases": quality}, indent=2))
     return _move_into_place(folder, job, overwrite)
+
+
+def _student_case(folder: Path, case: WeakCase):
+    """The student dataset's pseudo case from a finished case folder: its soft target and mask taken as
+    checked when they are, byte for byte, what the pseudo-label step wrote (``outputs.json``)."""
+    from nnunet_ts.datasets.student import StudentCase
+
+    soft, mask = folder / SOFT_TARGET_FILE, folder / MASK_FILE
+    volume = None
+    try:
+        written = json.loads((folder / OUTPUTS_FILE).read_text())
+        if written["soft_target"] == sha256(soft) and written["mask"] == sha256(mask):
+            volume = float(written["tumour_volume_mm3"])
+    except (OSError, ValueError, KeyError, TypeError):  # none (an earlier version's case) or damaged:
+        pass                                             # the files are checked as any input
+    return StudentCase(case_id=case.case_id, ct=case.ct, source="pseudo", soft_target=soft,
+                       mask=mask if volume is not None else None, segbox=case.segbox,
+                       patient_id=case.patient_id, checked_volume_mm3=volume)
 
 
 def check_inputs(job: PseudoLabelJob, *, overwrite: bool, teacher: bool = True) -> list[WeakCase]:
@@ -310,6 +331,7 @@ def _finished(job: PseudoLabelJob, case: WeakCase) -> bool:
 
 
 def _pseudo_label_case(job: PseudoLabelJob, teacher, case: WeakCase, tag: str) -> None:
+    from nnunet_ts.datasets.student import PSEUDO_THRESHOLD
     from nnunet_ts.io.images import read_image, write_image
 
     inputs = _case_inputs(case)  # before reading: an edit during the run makes the case stale, not wrong
@@ -324,7 +346,12 @@ def _pseudo_label_case(job: PseudoLabelJob, teacher, case: WeakCase, tag: str) -
     tmp = job.work / "cases" / f".{case.case_id}.{tag}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    mask = (probability >= PSEUDO_THRESHOLD).astype(np.uint8)
     write_image(tmp / SOFT_TARGET_FILE, probability, geometry)
+    write_image(tmp / MASK_FILE, mask, geometry)
+    (tmp / OUTPUTS_FILE).write_text(json.dumps({
+        "soft_target": sha256(tmp / SOFT_TARGET_FILE), "mask": sha256(tmp / MASK_FILE),
+        "tumour_volume_mm3": float(np.count_nonzero(mask)) * geometry.voxel_volume_mm3}))
     (tmp / INPUTS_FILE).write_text(json.dumps(inputs))
     (tmp / QUALITY_FILE).write_text(json.dumps(quality, indent=2))
     if done.exists():  # made from other inputs (edited since); parts never share a case

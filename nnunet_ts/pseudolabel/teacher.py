@@ -176,13 +176,15 @@ class Teacher:
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
+        from nnunet_ts.nnunet.inference_resampling import ThreadedResampling
         from nnunet_ts.nnunet.predictor_tiles import planned_tiles
 
         p = self._predictor
+        configuration = ThreadedResampling(p.configuration_manager)  # nnU-Net's resampling, channels in threads
         image = np.stack([ct, segbox]).astype(np.float32, copy=False)
         preprocessed = next(PreprocessAdapterFromNpy(
             [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
-            p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
+            p.dataset_json, configuration, num_threads_in_multithreaded=1, verbose=False))
         del image
         slicers = None
         if plan is not None and tuple(preprocessed["data"].shape[1:]) == plan.shape:
@@ -195,7 +197,7 @@ class Teacher:
             if slicers is not None:  # 0 / 0 where no tile ran
                 logits = torch.nan_to_num(logits, nan=0.0)
             _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-                logits, p.plans_manager, p.configuration_manager, p.label_manager,
+                logits, p.plans_manager, configuration, p.label_manager,
                 preprocessed["data_properties"], return_probabilities=True)
             del logits
             if total is None:
