@@ -29,6 +29,7 @@ setup(
         "numpy>=1.24",
         "scipy>=1.10",
         "tqdm>=4.60",
+        "isal>=1.6",  # ISA-L inflate: the whole-file check of compressed images at twice zlib's speed
         "pydicom>=3.0",
         "scikit-image>=0.21",
         "matplotlib>=3.6",  # the demo report's bar chart and image panels, prediction previews
