@@ -34,9 +34,9 @@ def _median_seconds(fn, repeats: int) -> float:
 
 
 def main() -> None:
-    import SimpleITK as sitk
-
     import zlib
+
+    import SimpleITK as sitk
 
     from nnunet_ts.datasets.resume import _sha256
     from nnunet_ts.io import image_files
