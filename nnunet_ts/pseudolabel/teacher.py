@@ -7,7 +7,6 @@ multi-fold prediction averages logits instead.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -77,11 +76,11 @@ def check_teacher(spec: TeacherSpec) -> dict:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The SHA-256 of a file's bytes, computed once per process for the same file state
+    (``datasets.resume.file_signature``: the checks, the settings and the merge each ask)."""
+    from nnunet_ts.datasets.resume import file_signature
+
+    return file_signature(path)[2]
 
 
 def _version() -> str:
