@@ -1,11 +1,14 @@
 """nnU-Net's inference resampling with its channels in threads gives nnU-Net's values bit for bit."""
+import pickle
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from nnunetv2.preprocessing.resampling.default_resampling import resample_data_or_seg_to_shape
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 
-from nnunet_ts.nnunet.inference_resampling import ThreadedResampling, per_channel
+from nnunet_ts.nnunet.inference_resampling import ThreadedResampling, per_channel, use_threaded_resampling
 
 RESAMPLING = {"resampling_fn_data": "resample_data_or_seg_to_shape",
               "resampling_fn_data_kwargs": {"is_seg": False, "order": 3, "order_z": 0, "force_separate_z": None},
@@ -41,3 +44,20 @@ def test_per_channel_keeps_channel_order_and_single_channels():
     assert out.shape == (3, 8, 10, 12) and [float(out[c].mean()) for c in range(3)] == [0.0, 1.0, 2.0]
     one = per_channel(resample_data_or_seg_to_shape)(data[:1], (8, 10, 12), (2, 2, 2), (1, 1, 1), order=1)
     np.testing.assert_array_equal(one, out[:1])
+
+
+def test_a_cascades_previous_stage_mask_is_resampled_and_the_wrapper_pickles_and_installs_once():
+    seg = np.zeros((1, 9, 30, 27), np.int8)
+    seg[0, 3:6, 10:20, 5:15] = 1
+    spacing, target, new_shape = (2.5, 0.7, 0.7), (1.5, 1.0, 1.0), (15, 21, 24)
+    cascade = ConfigurationManager({"spacing": list(target), "architecture": {}, "previous_stage": "3d_lowres",
+                                    **RESAMPLING})
+    np.testing.assert_array_equal(ThreadedResampling(cascade).resampling_fn_seg(seg, new_shape, spacing, target),
+                                  cascade.resampling_fn_seg(seg, new_shape, spacing, target))
+    copy = pickle.loads(pickle.dumps(ThreadedResampling(cascade)))  # nnU-Net's worker processes get it pickled
+    assert copy.spacing == list(target) and copy.previous_stage_name == "3d_lowres"
+    predictor = SimpleNamespace(configuration_manager=cascade)
+    use_threaded_resampling(predictor)
+    use_threaded_resampling(predictor)
+    assert isinstance(predictor.configuration_manager, ThreadedResampling)
+    assert predictor.configuration_manager._wrapped is cascade

@@ -307,9 +307,9 @@ def test_merge_copies_the_steps_own_outputs_and_checks_changed_ones(env, capsys)
     longer the one recorded) is checked like any input: a damaged one stops the merge naming it, a valid
     one is taken with the mask derived from it again."""
     for part in ("0", "1"):
-        assert main(_args(env, 925, "--num-parts", "2", "--part-id", part)) == 0
+        assert main(_args(env, 926, "--num-parts", "2", "--part-id", part)) == 0
     capsys.readouterr()
-    cases = env / "nnUNet_raw" / ".Dataset925_P925.pseudolabel" / "cases"
+    cases = env / "nnUNet_raw" / ".Dataset926_P926.pseudolabel" / "cases"
     kept, changed = sorted(p for p in cases.iterdir() if not p.name.startswith("."))[:2]
     written = json.loads((kept / "outputs.json").read_text())
     mask, geometry = read_image(kept / "mask.nii.gz")
@@ -321,15 +321,15 @@ def test_merge_copies_the_steps_own_outputs_and_checks_changed_ones(env, capsys)
     target = changed / "soft_target.nii.gz"
     whole = target.read_bytes()
     target.write_bytes(whole[: len(whole) // 2])
-    assert main(_args(env, 925, "--num-parts", "2", "--merge")) == 3
+    assert main(_args(env, 926, "--num-parts", "2", "--merge")) == 3
     assert f"soft target {target} is truncated or corrupt" in capsys.readouterr().err
-    assert not _dataset(env, 925).exists()
+    assert not _dataset(env, 926).exists()
 
     other = np.zeros(geometry.shape_zyx, np.float32)
     other[2:4, 3:6, 3:6] = 0.75
     write_image(target, other, geometry)
-    assert main(_args(env, 925, "--num-parts", "2", "--merge")) == 0
-    folder = _dataset(env, 925)
+    assert main(_args(env, 926, "--num-parts", "2", "--merge")) == 0
+    folder = _dataset(env, 926)
     assert ((folder / "softTargetsTr" / f"{kept.name}.nii.gz").read_bytes(),
             (folder / "labelsTr" / f"{kept.name}.nii.gz").read_bytes()) == kept_bytes
     np.testing.assert_array_equal(read_image(folder / "softTargetsTr" / f"{changed.name}.nii.gz")[0], other)

@@ -121,6 +121,7 @@ def load_predictor(model_folder: str | Path, options: PredictOptions, teacher: b
     from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
     from nnunet_ts.inference.model_package import check_model_folder, trained_folds
+    from nnunet_ts.nnunet.inference_resampling import use_threaded_resampling
 
     model_folder = check_model_folder(model_folder)
     folds = options.folds or trained_folds(model_folder, options.checkpoint)
@@ -149,6 +150,7 @@ def load_predictor(model_folder: str | Path, options: PredictOptions, teacher: b
     with trainers_findable():
         predictor.initialize_from_trained_model_folder(str(model_folder), tuple(
             f if f == "all" else int(f) for f in folds), options.checkpoint)
+    use_threaded_resampling(predictor)  # nnU-Net's resampling, the channels in threads
     return predictor
 
 

@@ -8,9 +8,11 @@ logits back with ``resampling_fn_probabilities``. nnU-Net's resampling functions
 in scipy, which releases the GIL: :class:`ThreadedResampling` runs the channels in threads and
 stacks the results, so the values are nnU-Net's, bit for bit, in about half the time on two cores.
 
-For a prediction from arrays (``PreprocessAdapterFromNpy`` without a previous stage's segmentation)
-the resampled nonzero mask is discarded: it is not computed (an all-zero mask of the right shape
-takes its place).
+For a prediction from arrays (``PreprocessAdapterFromNpy``) of a model without a previous stage (not
+a cascade's second stage) the resampled nonzero mask is discarded: it is not computed (an all-zero mask
+of the right shape takes its place). :func:`use_threaded_resampling` puts this into a loaded
+``nnUNetPredictor``, whose ``predict_single_npy_array`` (what ``nnunet_ts predict`` and the
+pseudo-label step call) reads its ``configuration_manager``.
 """
 from __future__ import annotations
 
@@ -57,6 +59,8 @@ class ThreadedResampling:
         self._wrapped = configuration_manager
 
     def __getattr__(self, name):
+        if name == "_wrapped":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
         return getattr(self._wrapped, name)
 
     @property
@@ -69,4 +73,12 @@ class ThreadedResampling:
 
     @property
     def resampling_fn_seg(self):
+        if self._wrapped.previous_stage_name is not None:  # a cascade: the previous stage's mask is read
+            return per_channel(self._wrapped.resampling_fn_seg)
         return _unused_mask
+
+
+def use_threaded_resampling(predictor) -> None:
+    """Give an initialised ``nnUNetPredictor`` :class:`ThreadedResampling` (once)."""
+    if not isinstance(predictor.configuration_manager, ThreadedResampling):
+        predictor.configuration_manager = ThreadedResampling(predictor.configuration_manager)

@@ -102,6 +102,8 @@ class Teacher:
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+        from nnunet_ts.nnunet.inference_resampling import use_threaded_resampling
+
         check_teacher(spec)
         predictor = nnUNetPredictor(tile_step_size=spec.tile_step_size, use_gaussian=True,
                                     use_mirroring=spec.mirroring,
@@ -110,6 +112,7 @@ class Teacher:
         folds = [f if f == "all" else int(f) for f in spec.folds]
         with trainers_findable():
             predictor.initialize_from_trained_model_folder(str(spec.model_folder), folds, spec.checkpoint)
+        use_threaded_resampling(predictor)  # nnU-Net's resampling, the channels in threads
         return cls(spec, predictor, list(predictor.list_of_parameters))
 
     def predict(self, ct: np.ndarray, segbox: np.ndarray, spacing_zyx: Sequence[float],
@@ -175,15 +178,13 @@ class Teacher:
         from nnunetv2.inference.data_iterators import PreprocessAdapterFromNpy
         from nnunetv2.inference.export_prediction import convert_predicted_logits_to_segmentation_with_correct_shape
 
-        from nnunet_ts.nnunet.inference_resampling import ThreadedResampling
         from nnunet_ts.nnunet.predictor_tiles import planned_tiles
 
         p = self._predictor
-        configuration = ThreadedResampling(p.configuration_manager)  # nnU-Net's resampling, channels in threads
         image = np.stack([ct, segbox]).astype(np.float32, copy=False)
         preprocessed = next(PreprocessAdapterFromNpy(
             [image], [None], [{"spacing": [float(s) for s in spacing_zyx]}], [None], p.plans_manager,
-            p.dataset_json, configuration, num_threads_in_multithreaded=1, verbose=False))
+            p.dataset_json, p.configuration_manager, num_threads_in_multithreaded=1, verbose=False))
         del image
         slicers = None
         if plan is not None and tuple(preprocessed["data"].shape[1:]) == plan.shape:
@@ -196,7 +197,7 @@ class Teacher:
             if slicers is not None:  # 0 / 0 where no tile ran
                 logits = torch.nan_to_num(logits, nan=0.0)
             _, probabilities = convert_predicted_logits_to_segmentation_with_correct_shape(
-                logits, p.plans_manager, configuration, p.label_manager,
+                logits, p.plans_manager, p.configuration_manager, p.label_manager,
                 preprocessed["data_properties"], return_probabilities=True)
             del logits
             if total is None:
