@@ -58,6 +58,10 @@ def test_a_seeded_trainer_repeats_its_initial_weights_and_first_batch(monkeypatc
     w1, keys1, data1 = start(3)
     random.random(), np.random.rand(), torch.rand(5)  # whatever ran before must not matter
     w2, keys2, data2 = start(3)
-    assert torch.equal(w1, w2) and list(keys1) == list(keys2) and torch.equal(data1, data2)
+    assert torch.equal(w1, w2) and list(keys1) == list(keys2)
+    # the same random draws; the augmented values may still differ in the last bit (seen: 1.2e-6 on
+    # intensities of order 1, now and then after other tests in the process): float sums take
+    # alignment-dependent vector paths, so the same arithmetic on another allocation can round differently
+    torch.testing.assert_close(data1, data2, rtol=0, atol=1e-5)
     w3, _, data3 = start(4)
-    assert not torch.equal(w1, w3) and not torch.equal(data1, data3)
+    assert not torch.equal(w1, w3) and float((data1 - data3).abs().max()) > 0.1  # another seed: other draws
