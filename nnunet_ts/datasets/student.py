@@ -150,38 +150,29 @@ def _write_case(case: StudentCase, root: Path) -> tuple[float, bool]:
     """Check and write one case; returns (tumour volume of its hard mask in mm^3, has segbox).
 
     Inputs that are already what the dataset holds (``.nii.gz`` on exactly the CT's grid, in the
-    dataset's data type) are copied byte for byte after their checks; others are written anew.
+    dataset's data type) are copied byte for byte after their checks; others are written anew. A case
+    that comes checked (``StudentCase.checked_volume_mm3``) has its soft target and mask copied unread.
     """
     geometry, ct = _read_ct(case.ct)
     if case.checked_volume_mm3 is not None:
-        return _write_checked_case(case, root, geometry, ct)
-    soft, soft_copy = (_read_soft_target(case.soft_target, geometry, case.ct) if case.soft_target is not None
-                       else (None, False))
-    if case.mask is not None:
-        mask, mask_copy = _read_binary(case.mask, "mask", geometry, case.ct)
+        soft, soft_copy, mask, mask_copy = None, True, None, True
     else:
-        mask, mask_copy = (soft >= PSEUDO_THRESHOLD).astype(np.uint8), False
+        soft, soft_copy = (_read_soft_target(case.soft_target, geometry, case.ct) if case.soft_target is not None
+                           else (None, False))
+        if case.mask is not None:
+            mask, mask_copy = _read_binary(case.mask, "mask", geometry, case.ct)
+        else:
+            mask, mask_copy = (soft >= PSEUDO_THRESHOLD).astype(np.uint8), False
     segbox, segbox_copy = (_read_binary(case.segbox, "segbox", geometry, case.ct) if case.segbox is not None
                            else (None, False))
     _put(root / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}", case.ct, ct, geometry, ct is None)
     _put(root / "labelsTr" / f"{case.case_id}{FILE_ENDING}", case.mask, mask, geometry, mask_copy)
-    if soft is not None:
+    if case.soft_target is not None:
         _put(root / SOFT_TARGETS_DIR / f"{case.case_id}{FILE_ENDING}", case.soft_target, soft, geometry, soft_copy)
     if segbox is not None:
         _put(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", case.segbox, segbox, geometry, segbox_copy)
-    return float(mask.sum()) * geometry.voxel_volume_mm3, segbox is not None
-
-
-def _write_checked_case(case: StudentCase, root: Path, geometry, ct: np.ndarray | None) -> tuple[float, bool]:
-    """A pseudo case whose soft target and mask come checked (``StudentCase.checked_volume_mm3``)."""
-    segbox, segbox_copy = (_read_binary(case.segbox, "segbox", geometry, case.ct) if case.segbox is not None
-                           else (None, False))
-    _put(root / "imagesTr" / f"{case.case_id}_0000{FILE_ENDING}", case.ct, ct, geometry, ct is None)
-    shutil.copyfile(case.mask, root / "labelsTr" / f"{case.case_id}{FILE_ENDING}")
-    shutil.copyfile(case.soft_target, root / SOFT_TARGETS_DIR / f"{case.case_id}{FILE_ENDING}")
-    if segbox is not None:
-        _put(root / SEGBOXES_DIR / f"{case.case_id}{FILE_ENDING}", case.segbox, segbox, geometry, segbox_copy)
-    return float(case.checked_volume_mm3), segbox is not None
+    volume = float(case.checked_volume_mm3) if mask is None else float(mask.sum()) * geometry.voxel_volume_mm3
+    return volume, segbox is not None
 
 
 def write_student_dataset(cases: Sequence[StudentCase], dataset_id: int, name: str,

@@ -57,7 +57,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from nnunet_ts.boxes.segbox import label_lesions
+from nnunet_ts.boxes.segbox import label_lesions, occupied_bounds
 
 CONNECTIVITIES = (6, 18, 26)
 # The per-case metrics summarize() averages (counts and volumes are per-case descriptors).
@@ -276,12 +276,7 @@ def summarize(cases: Iterable[CaseMetrics | Mapping[str, float]]) -> dict:
 
 def _crop_to_foreground(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both masks cropped to the bounding box of their union (an empty (0, 0, 0) box if none)."""
-    union = a | b
-    bounds = []
-    for axis in range(3):
-        hit = np.flatnonzero(union.any(axis=tuple(i for i in range(3) if i != axis)))
-        bounds.append(slice(hit[0], hit[-1] + 1) if hit.size else slice(0, 0))
-    box = tuple(bounds)
+    box = occupied_bounds(a | b) or (slice(0, 0),) * 3
     return a[box], b[box]
 
 

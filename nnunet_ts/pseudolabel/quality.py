@@ -53,9 +53,7 @@ def _where_nonzero(probability: np.ndarray, box: np.ndarray) -> tuple[np.ndarray
     is a sum or count over those, and a clinical CT's map is 0 outside a few boxes (ROI mode)."""
     from nnunet_ts.boxes.segbox import occupied_bounds
 
-    cut = occupied_bounds((probability != 0) | box)
-    if cut is None:
-        return probability[:0], box[:0]
+    cut = occupied_bounds((probability != 0) | box) or (slice(0, 0),) * 3
     return probability[cut], box[cut]
 
 
